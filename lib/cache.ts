@@ -1,0 +1,100 @@
+// A byte-bounded LRU of entries with absolute expiry. lru-cache does the work (maxSize,
+// sizeCalculation, per-entry ttl); this class fixes the accounting and counts what happens.
+import { LRUCache } from 'lru-cache'
+
+/** What a cache holds for a key: the bytes (what the wire carries) and their decoded form. */
+export interface Entry<T = unknown> {
+  /** The decoded value `get` returns (the bytes themselves for a bytes group). */
+  readonly value: T
+  /** The encoded value; its length is what the byte budget counts. */
+  readonly bytes: Buffer
+  /** Absolute expiry in ms since the epoch, decided by the owner; 0 means never. */
+  readonly expiresAt: number
+  /** The owner's version of the value: a later write has a larger one. */
+  readonly version: number
+}
+
+/**
+ * Bytes charged per entry on top of the value: the key and about what the JS engine keeps per
+ * entry (the entry object, the Buffer object, lru-cache's slots), so that the budget tracks memory.
+ */
+export const ENTRY_OVERHEAD_BYTES = 64
+
+export function entrySize(key: string, bytes: Uint8Array): number {
+  return bytes.byteLength + key.length + ENTRY_OVERHEAD_BYTES
+}
+
+export interface CacheStats {
+  bytes: number
+  items: number
+  maxBytes: number
+  evictions: number
+  expirations: number
+}
+
+export class ByteCache<T = unknown> {
+  readonly maxBytes: number
+  evictions = 0
+  expirations = 0
+  readonly #lru: LRUCache<string, Entry<T>> | undefined
+
+  constructor(maxBytes: number) {
+    this.maxBytes = Math.max(0, Math.floor(maxBytes))
+    // lru-cache needs a positive maxSize; a zero budget (e.g. hot cache turned off) stores nothing.
+    this.#lru = this.maxBytes < 1 ? undefined : new LRUCache<string, Entry<T>>({
+      maxSize: this.maxBytes,
+      sizeCalculation: (entry, key) => entrySize(key, entry.bytes),
+      // Expiry is an absolute wall-clock time chosen by the owner, so that copies on other
+      // processes expire at the same moment: lru-cache's clock must be the wall clock too.
+      perf: Date,
+      dispose: (_value, _key, reason) => {
+        if (reason === 'evict') this.evictions++
+        else if (reason === 'expire') this.expirations++
+      },
+    })
+  }
+
+  get(key: string): Entry<T> | undefined {
+    return this.#lru?.get(key)
+  }
+
+  /** Stores `entry`; false (and nothing stored) when it is already expired or larger than the cache. */
+  set(key: string, entry: Entry<T>): boolean {
+    const lru = this.#lru
+    if (lru === undefined || entrySize(key, entry.bytes) > this.maxBytes) return false
+    if (entry.expiresAt === 0) {
+      lru.set(key, entry)
+      return true
+    }
+    const now = Date.now()
+    if (entry.expiresAt <= now) {
+      lru.delete(key)
+      return false
+    }
+    lru.set(key, entry, { ttl: entry.expiresAt - now, start: now })
+    return true
+  }
+
+  delete(key: string): boolean {
+    return this.#lru?.delete(key) ?? false
+  }
+
+  clear(): void {
+    this.#lru?.clear()
+  }
+
+  /** Entries from most to least recently used (for snapshots and hand-off). */
+  *entries(): Generator<[string, Entry<T>]> {
+    if (this.#lru) yield* this.#lru.entries()
+  }
+
+  stats(): CacheStats {
+    return {
+      bytes: this.#lru?.calculatedSize ?? 0,
+      items: this.#lru?.size ?? 0,
+      maxBytes: this.maxBytes,
+      evictions: this.evictions,
+      expirations: this.expirations,
+    }
+  }
+}

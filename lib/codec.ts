@@ -1,0 +1,64 @@
+// Codecs turn a group's typed values into bytes and back. Storage and the wire always hold bytes;
+// a codec only changes what `load` returns, what `set` takes and what `get` gives back.
+
+/** Turns values of type T into bytes and back. `decode` gets bytes that `encode` made (maybe elsewhere). */
+export interface Codec<T> {
+  encode(value: T): Uint8Array
+  decode(bytes: Buffer): T
+}
+
+/** The built-in codec names: `bytes` (Buffer in, Buffer out; the default), `string` (UTF-8) and `json`. */
+export type CodecName = 'bytes' | 'string' | 'json'
+
+export const bytesCodec: Codec<Buffer> = {
+  encode(value) {
+    if (!(value instanceof Uint8Array)) throw new TypeError(`expected a Buffer or Uint8Array, got ${typeName(value)}`)
+    return value
+  },
+  decode: (bytes) => bytes,
+}
+
+export const stringCodec: Codec<string> = {
+  encode(value) {
+    if (typeof value !== 'string') throw new TypeError(`expected a string, got ${typeName(value)}`)
+    return Buffer.from(value, 'utf8')
+  },
+  decode: (bytes) => bytes.toString('utf8'),
+}
+
+export const jsonCodec: Codec<unknown> = {
+  encode(value) {
+    const text = JSON.stringify(value)
+    if (text === undefined) throw new TypeError(`${typeName(value)} has no JSON form`)
+    return Buffer.from(text, 'utf8')
+  },
+  decode: (bytes) => JSON.parse(bytes.toString('utf8')),
+}
+
+export function resolveCodec<T>(codec: CodecName | Codec<T> | undefined): Codec<T> {
+  if (codec === undefined || codec === 'bytes') return bytesCodec as unknown as Codec<T>
+  if (codec === 'string') return stringCodec as unknown as Codec<T>
+  if (codec === 'json') return jsonCodec as Codec<T>
+  if (typeof codec === 'object' && typeof codec.encode === 'function' && typeof codec.decode === 'function') return codec
+  throw new TypeError(`unknown codec ${JSON.stringify(codec)}: use 'bytes', 'string', 'json' or { encode, decode }`)
+}
+
+/**
+ * A Buffer that owns its whole memory. A small Buffer is often a view into a shared 8 KiB pool slab
+ * (Buffer.from(string)) or into a larger network read; caching such a view would pin the whole slab
+ * and make the byte bound a lie. Copies only when the view is smaller than what it holds alive.
+ */
+export function ownBytes(bytes: Uint8Array): Buffer {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && !(bytes.buffer instanceof SharedArrayBuffer)) {
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, 0, bytes.byteLength)
+  }
+  const copy = Buffer.allocUnsafeSlow(bytes.byteLength)
+  copy.set(bytes)
+  return copy
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null'
+  if (typeof v === 'object') return (v as object).constructor?.name ?? 'object'
+  return typeof v
+}

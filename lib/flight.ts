@@ -1,0 +1,113 @@
+// Singleflight: at most one call per key at a time; everyone who asks meanwhile shares its result.
+// Unlike Go's singleflight, callers can leave (AbortSignal) without stopping the call for the
+// others, and a call can be forgotten so that a newer write is never overwritten by its result.
+import { AbortError } from './errors.js'
+
+/** What the function running a call can see of it. */
+export interface CallState {
+  /**
+   * Set when `forget(key)` detached the call (a set or remove of the key happened meanwhile):
+   * its result still reaches the callers who were waiting, but must not be cached.
+   */
+  readonly forgotten: boolean
+}
+
+interface Call<T> extends CallState {
+  forgotten: boolean
+  promise: Promise<T>
+  controller: AbortController
+  /** Waiters that can still leave (they passed a signal). */
+  leavable: number
+  /** A waiter without a signal stays to the end, so the call can never be abandoned. */
+  pinned: boolean
+}
+
+export class Flight<T> {
+  readonly #calls = new Map<string, Call<T>>()
+
+  /** Keys with a call under way. */
+  get size(): number {
+    return this.#calls.size
+  }
+
+  has(key: string): boolean {
+    return this.#calls.has(key)
+  }
+
+  /**
+   * Joins the call for `key`, or starts it with `start`. `start` gets a signal that aborts when every
+   * waiter has left (or `abortAll` is called), and always ends the call, whether it returns, throws
+   * synchronously or rejects. `signal` only ends this caller's wait.
+   */
+  run(key: string, start: (signal: AbortSignal, call: CallState) => Promise<T> | T, signal?: AbortSignal): Promise<T> {
+    if (signal?.aborted) return Promise.reject(abortReason(signal))
+    let call = this.#calls.get(key)
+    if (call === undefined) {
+      const c: Call<T> = { forgotten: false, promise: undefined as never, controller: new AbortController(), leavable: 0, pinned: false }
+      c.promise = (async () => start(c.controller.signal, c))()
+      // Registered before any waiter's handler, so the key is free again by the time a waiter
+      // sees the outcome (a retry after an error starts a new call).
+      const done = () => this.#detach(key, c)
+      c.promise.then(done, done)
+      this.#calls.set(key, c)
+      call = c
+    }
+    if (signal === undefined) {
+      call.pinned = true
+      return call.promise
+    }
+    return this.#wait(key, call, signal)
+  }
+
+  /** Detaches the call for `key` (if any): later callers start a new one, and its result is marked stale. */
+  forget(key: string): boolean {
+    const call = this.#calls.get(key)
+    if (call === undefined) return false
+    call.forgotten = true
+    this.#calls.delete(key)
+    return true
+  }
+
+  /** Aborts every call (on close); their waiters get the rejection their start function gives. */
+  abortAll(reason: unknown): void {
+    for (const [key, call] of this.#calls) {
+      call.controller.abort(reason)
+      this.#detach(key, call)
+    }
+  }
+
+  #detach(key: string, call: Call<T>): void {
+    if (this.#calls.get(key) === call) this.#calls.delete(key)
+  }
+
+  #wait(key: string, call: Call<T>, signal: AbortSignal): Promise<T> {
+    call.leavable++
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        call.leavable--
+        if (call.leavable === 0 && !call.pinned) {
+          // Nobody is left to use the result: stop the work, and let the next caller start afresh.
+          call.forgotten = true
+          this.#detach(key, call)
+          call.controller.abort(abortReason(signal))
+        }
+        reject(abortReason(signal))
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      call.promise.then(
+        (value) => {
+          signal.removeEventListener('abort', onAbort)
+          resolve(value)
+        },
+        (err) => {
+          signal.removeEventListener('abort', onAbort)
+          reject(err)
+        },
+      )
+    })
+  }
+}
+
+export function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new AbortError()
+}

@@ -1,0 +1,18 @@
+// The public API. Everything else under lib/ is internal.
+export { Peer, type PeerOptions, type ListenOptions } from './peer.js'
+export { Group, type GroupOptions, type GetOptions, type GroupStats, type LoadContext, type Loaded } from './group.js'
+export type { CacheStats } from './cache.js'
+export type { Codec, CodecName } from './codec.js'
+export type { Handler } from './server.js'
+export { PROTOCOL_VERSION } from './protocol.js'
+export {
+  PeercacheError,
+  InvalidKeyError,
+  InvalidGroupError,
+  InvalidOptionError,
+  InvalidValueError,
+  LoadError,
+  PeerUnavailableError,
+  ClosedError,
+  AbortError,
+} from './errors.js'

@@ -1,0 +1,180 @@
+// The Peer is what a user embeds: it knows the membership (the ring), owns the groups, and wires
+// the HTTP server and client to them. The parts (ring, group, client, server) never import it.
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { PeerClient } from './client.js'
+import type { Codec } from './codec.js'
+import { ClosedError, InvalidGroupError, InvalidOptionError } from './errors.js'
+import { Group, type GroupHost, type GroupOptions } from './group.js'
+import { DEFAULT_BASE_PATH } from './protocol.js'
+import { DEFAULT_VNODES, Ring } from './ring.js'
+import { createHandler, type Handler } from './server.js'
+
+export interface PeerOptions {
+  /**
+   * The URL at which the other peers reach this process, e.g. `http://10.0.0.5:7001`. Only the
+   * origin (scheme, host, port) counts: it is this peer's identity on the ring. Required.
+   */
+  self: string
+  /**
+   * Every peer's URL, this one included (added if missing). The order does not matter: every
+   * process given the same set builds the same ring. Default: `[self]`.
+   */
+  peers?: readonly string[]
+  /** Path prefix of the peer protocol; must start and end with `/`. Default `/_peercache/`. */
+  basePath?: string
+  /** Points per peer on the hash ring. Default 160 (see README, "Defaults"). */
+  vnodes?: number
+  /**
+   * How long a peer may take to answer a fetch, in ms: undici's headersTimeout and bodyTimeout.
+   * It includes the owner's origin load, so set it above your loader's slowest normal latency;
+   * past it the asker loads the key itself. Default 5000.
+   */
+  fetchTimeoutMs?: number
+  /** How long connecting to a peer may take, in ms (undici's connectTimeout). Default 1000. */
+  connectTimeoutMs?: number
+  /** Keep-alive connections per peer (undici Pool `connections`). Default 8. */
+  connections?: number
+  /** How long an idle keep-alive connection to a peer stays open, in ms. Default 4000. */
+  keepAliveTimeoutMs?: number
+}
+
+export interface ListenOptions {
+  /** Default 0 (any free port). */
+  port?: number
+  /** Default `127.0.0.1`. Bind to an address the other peers can reach. */
+  host?: string
+}
+
+export class Peer {
+  /** This peer's identity: the origin of `options.self`. */
+  readonly self: string
+  /**
+   * The peer protocol as a node:http request listener, to mount in a server of your own:
+   * `http.createServer(peer.handler)`, or `app.use(peer.handler)` (requests outside the base path go to `next`).
+   */
+  readonly handler: Handler
+  readonly #vnodes: number
+  readonly #client: PeerClient
+  readonly #groups = new Map<string, Group<any>>()
+  readonly #host: GroupHost
+  #ring: Ring
+  #server: http.Server | undefined
+  #closed = false
+
+  constructor(options: PeerOptions) {
+    if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'new Peer({ self, peers }) needs an options object')
+    this.self = peerUrl('self', options.self)
+    this.#vnodes = options.vnodes ?? DEFAULT_VNODES
+    const basePath = options.basePath ?? DEFAULT_BASE_PATH
+    if (!/^\/([A-Za-z0-9._~-]+\/)*$/.test(basePath)) throw new InvalidOptionError('basePath', `must start and end with "/", got ${JSON.stringify(basePath)}`)
+    this.#ring = this.#buildRing(options.peers ?? [])
+    this.#client = new PeerClient({
+      self: this.self,
+      basePath,
+      connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs ?? 1000),
+      fetchTimeoutMs: positive('fetchTimeoutMs', options.fetchTimeoutMs ?? 5000),
+      connections: positive('connections', options.connections ?? 8),
+      keepAliveTimeoutMs: positive('keepAliveTimeoutMs', options.keepAliveTimeoutMs ?? 4000),
+    })
+    const peer = this
+    this.#host = {
+      ownerOf: (key) => {
+        const owner = peer.#ring.owner(key)
+        return owner === peer.self ? undefined : owner
+      },
+      fetch: (target, group, key, signal) => peer.#client.get(target, group, key, signal),
+      get closed() {
+        return peer.#closed
+      },
+    }
+    this.handler = createHandler({ basePath, group: (name) => this.#groups.get(name), closing: () => this.#closed })
+  }
+
+  /** The current members, sorted. */
+  get peers(): readonly string[] {
+    return this.#ring.peers
+  }
+
+  /** Creates a group. Throws InvalidGroupError for a bad or taken name, InvalidOptionError for bad options. */
+  group(name: string, options: GroupOptions<Buffer> & { codec?: 'bytes' }): Group<Buffer>
+  group(name: string, options: GroupOptions<string> & { codec: 'string' }): Group<string>
+  group<T = unknown>(name: string, options: GroupOptions<T> & { codec: 'json' | Codec<T> }): Group<T>
+  group<T>(name: string, options: GroupOptions<T>): Group<T> {
+    if (this.#closed) throw new ClosedError()
+    if (typeof name === 'string' && this.#groups.has(name)) throw new InvalidGroupError(name, 'a group of that name exists already')
+    const group = new Group<T>(name, options, this.#host)
+    this.#groups.set(name, group)
+    return group
+  }
+
+  /** The group of that name, if any. */
+  getGroup(name: string): Group<any> | undefined {
+    return this.#groups.get(name)
+  }
+
+  /** Replaces the membership. Keys move only to or from the peers that joined or left (about 1/N each). */
+  setPeers(peers: readonly string[]): void {
+    if (this.#closed) throw new ClosedError()
+    this.#ring = this.#buildRing(peers)
+    this.#client.retain(this.#ring.peers)
+  }
+
+  /** Serves the peer protocol on its own HTTP server. Resolves with the bound address. */
+  async listen(options: ListenOptions = {}): Promise<{ port: number; host: string }> {
+    if (this.#closed) throw new ClosedError()
+    if (this.#server) throw new InvalidOptionError('listen', 'this peer is listening already')
+    const server = http.createServer(this.handler)
+    // Longer than the clients' keep-alive (4 s), so a client never reuses a socket the server is closing.
+    server.keepAliveTimeout = 10_000
+    this.#server = server
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    const addr = server.address() as AddressInfo
+    return { port: addr.port, host: addr.address }
+  }
+
+  /** Stops taking requests, lets those under way finish, and closes connections to peers. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const server = this.#server
+    this.#server = undefined
+    if (server) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeIdleConnections()
+      await closed
+    }
+    await this.#client.close()
+  }
+
+  #buildRing(peers: readonly string[]): Ring {
+    if (!Array.isArray(peers)) throw new InvalidOptionError('peers', 'must be an array of URLs')
+    const urls = peers.map((p, i) => peerUrl(`peers[${i}]`, p))
+    return new Ring([this.self, ...urls], this.#vnodes)
+  }
+}
+
+/** A peer's identity: the origin of its URL. */
+function peerUrl(option: string, value: unknown): string {
+  if (typeof value !== 'string') throw new InvalidOptionError(option, `must be a URL string, got ${typeof value}`)
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new InvalidOptionError(option, `not a URL: ${JSON.stringify(value)}`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidOptionError(option, `must be http: or https:, got ${url.protocol}`)
+  if (url.pathname !== '/' || url.search || url.hash) throw new InvalidOptionError(option, `give only scheme, host and port (use basePath for a path): ${value}`)
+  return url.origin
+}
+
+function positive(option: string, n: number): number {
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new InvalidOptionError(option, `must be a positive number, got ${String(n)}`)
+  return n
+}

@@ -1,0 +1,92 @@
+// The consistent-hash ring: every peer is placed at `vnodes` points on a 32-bit circle, and a key
+// belongs to the first point clockwise from the key's hash. Adding or removing one of N peers moves
+// only the keys of its arcs, about 1/N of them.
+import xxhash from 'xxhash-wasm'
+
+// Compiling the wasm hasher is the only async set-up; doing it once at import keeps every ring
+// operation synchronous, so `new Peer()` can be synchronous too.
+const hasher = await xxhash()
+
+/** xxHash32 of a string's UTF-8 bytes: the ring's hash for keys and virtual nodes. */
+export function hashKey(key: string, seed = 0): number {
+  return hasher.h32(key, seed)
+}
+
+/** The default number of points per peer (see README, "Defaults": measured by test/bench/ring). */
+export const DEFAULT_VNODES = 160
+
+export class Ring {
+  /** The distinct peers on the ring, sorted, so every process sees the same list whatever order it was given. */
+  readonly peers: readonly string[]
+  readonly vnodes: number
+  readonly #points: Uint32Array
+  readonly #owners: Uint32Array
+
+  constructor(peers: Iterable<string>, vnodes = DEFAULT_VNODES) {
+    if (!Number.isInteger(vnodes) || vnodes < 1 || vnodes > 10_000) throw new RangeError(`vnodes must be an integer from 1 to 10000, got ${vnodes}`)
+    this.peers = [...new Set(peers)].sort()
+    this.vnodes = vnodes
+    const n = this.peers.length * vnodes
+    const order = new Uint32Array(n)
+    const hashes = new Uint32Array(n)
+    for (let p = 0; p < this.peers.length; p++) {
+      for (let v = 0; v < vnodes; v++) {
+        const i = p * vnodes + v
+        hashes[i] = hashKey(`${this.peers[p]}#${v}`)
+        order[i] = i
+      }
+    }
+    // Colliding points (same hash) are ordered by peer index, which comes from the sorted peer list:
+    // every process resolves a collision the same way.
+    order.sort((a, b) => hashes[a]! - hashes[b]! || a - b)
+    this.#points = new Uint32Array(n)
+    this.#owners = new Uint32Array(n)
+    for (let i = 0; i < n; i++) {
+      this.#points[i] = hashes[order[i]!]!
+      this.#owners[i] = Math.floor(order[i]! / vnodes)
+    }
+  }
+
+  get size(): number {
+    return this.peers.length
+  }
+
+  /** The peer that owns `key`, or undefined on an empty ring. */
+  owner(key: string): string | undefined {
+    if (this.#points.length === 0) return undefined
+    return this.peers[this.#owners[this.#index(hashKey(key))]!]
+  }
+
+  /**
+   * Up to `count` distinct peers for `key` in ring order: the owner first, then its successors
+   * (where replicas live). `skip` leaves peers out, e.g. those known to be down.
+   */
+  owners(key: string, count: number, skip?: (peer: string) => boolean): string[] {
+    const out: string[] = []
+    const total = this.#points.length
+    if (total === 0 || count < 1) return out
+    const seen = new Uint8Array(this.peers.length)
+    const wanted = Math.min(count, this.peers.length)
+    for (let i = this.#index(hashKey(key)), steps = 0; steps < total && out.length < wanted; steps++, i = i + 1 === total ? 0 : i + 1) {
+      const p = this.#owners[i]!
+      if (seen[p]) continue
+      seen[p] = 1
+      const peer = this.peers[p]!
+      if (!skip?.(peer)) out.push(peer)
+    }
+    return out
+  }
+
+  /** First point at or after `h`, wrapping to 0. */
+  #index(h: number): number {
+    const points = this.#points
+    let lo = 0
+    let hi = points.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (points[mid]! < h) lo = mid + 1
+      else hi = mid
+    }
+    return lo === points.length ? 0 : lo
+  }
+}
