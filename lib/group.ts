@@ -1,97 +1,34 @@
 // A Group is one named keyspace with its own loader and byte budget. The path of a get:
-//   main cache (keys this process owns) → hot cache (copies of other owners' hot keys)
-//   → one flight per key: load from the origin here if this process owns the key,
-//     else fetch from the owner, and on a transport failure load here instead.
+//   main cache (keys this process owns or replicates) → hot cache (copies of others' hot keys)
+//   → one flight per key: load from the origin here if this process owns the key, else fetch from
+//     the owner, then its replicas, and only when none answers load here.
 // Peer requests enter through serve(): caches, then a local load, never another peer.
-import { ByteCache, type CacheStats, type Entry } from './cache.js'
-import { type Codec, type CodecName, ownBytes, resolveCodec } from './codec.js'
+import type { LimitFunction } from 'p-limit'
+import type { Entry } from './cache.js'
+import type { Fetched, PeerTransport, PutMeta } from './client.js'
+import { type Codec, ownBytes, resolveCodec } from './codec.js'
 import { ClosedError, InvalidGroupError, InvalidKeyError, InvalidOptionError, InvalidValueError, LoadError, PeerUnavailableError } from './errors.js'
 import { type CallState, Flight } from './flight.js'
 import { Hotness } from './hotness.js'
-import type { Fetched } from './client.js'
+import type { GroupOptions, GroupStats, LoadContext, Loaded, RemoveResult, SetOptions, SetResult } from './options.js'
 import type { ServedGroup } from './server.js'
+import { Store } from './store.js'
 
-/** What a loader gets besides the key. */
-export interface LoadContext {
-  /** The group's name. */
-  readonly group: string
-  /** Aborted when nobody waits for this load any more (every caller aborted) or the peer closes. */
-  readonly signal: AbortSignal
-  /**
-   * Time to live of this value in ms, starting now. Preset to the group's `ttlMs`; the loader may
-   * set it per key (as lru-cache's fetchMethod does). 0 or undefined: never expires.
-   */
-  ttlMs: number | undefined
-}
+export type { GetOptions, GroupOptions, GroupStats, LoadContext, Loaded, RemoveResult, SetOptions, SetResult } from './options.js'
 
-/** What a bytes group's loader may return: any Uint8Array (a Buffer is one). */
-export type Loaded<T> = T extends Buffer ? Uint8Array : T
-
-export interface GroupOptions<T = Buffer> {
-  /**
-   * This process's byte budget for the group: main and hot cache together, counting each entry's
-   * value bytes plus its key and a fixed per-entry overhead (64 bytes). Required; > 0.
-   */
-  maxBytes: number
-  /** The origin: called once per key per flight, here or at the key's owner. */
-  load: (key: string, ctx: LoadContext) => Promise<Loaded<T>> | Loaded<T>
-  /** How values become bytes: 'bytes' (default; Buffer out), 'string' (UTF-8), 'json', or { encode, decode }. */
-  codec?: CodecName | Codec<T>
-  /**
-   * Share of `maxBytes` for the hot cache (copies of keys other peers own), from 0 (off) to 0.5.
-   * Default 0.125, as groupcache (1/8 of the main cache).
-   */
-  hotCacheRatio?: number
-  /**
-   * Fetches of a key from its owner within the recent window (about 40,000 fetches) after which a
-   * copy is kept in the hot cache. Default 2: a key asked for twice is hot, a one-off key is not.
-   */
-  hotThreshold?: number
-  /** Default time to live of loaded values in ms; 0 or undefined: no expiry. The loader can override per key. */
-  ttlMs?: number
-  /** Longest key in UTF-8 bytes. Default 4096. */
-  maxKeyBytes?: number
-}
-
-export interface GetOptions {
-  /** Ends this caller's wait (rejecting with the signal's reason); the shared load goes on for others. */
-  signal?: AbortSignal
-}
-
-/** The counters of a group since it was created. */
-export interface GroupStats {
-  group: string
-  /** Calls to get(). */
-  gets: number
-  /** Gets answered by the main cache. */
-  mainHits: number
-  /** Gets answered by the hot cache. */
-  hotHits: number
-  /** Origin calls (loader invocations) in this process, for its own gets and for peers. */
-  loads: number
-  /** Gets (and peer requests) that joined a flight already under way instead of starting one. */
-  dedupedLoads: number
-  /** Values fetched from another peer. */
-  peerLoads: number
-  /** Failed attempts to fetch from a peer (then a local load answered). */
-  peerErrors: number
-  /** Origin loads of keys another peer owns, made here because that peer could not answer. */
-  localLoads: number
-  /** Requests served to other peers. */
-  serverRequests: number
-  /** Loader failures (each a LoadError to every waiter). */
-  loadErrors: number
-  /** Flights under way now. */
-  inFlight: number
-  main: CacheStats
-  hot: CacheStats
-}
-
-/** What a group needs from its Peer: routing and the client. Parts never import the Peer itself. */
+/** What a group needs from its Peer. Parts never import the Peer itself. */
 export interface GroupHost {
-  /** The peer that owns `key`, or undefined when this process does. */
-  ownerOf(key: string): string | undefined
-  fetch(peer: string, group: string, key: string, signal: AbortSignal): Promise<Fetched>
+  readonly self: string
+  /** Up to `count` peers for `key` in ring order (owner first), leaving out peers known to be down. */
+  owners(key: string, count: number): string[]
+  /** Every member, this one included. */
+  members(): readonly string[]
+  readonly transport: PeerTransport
+  /** Bounds the requests that fan out (replica copies, remove broadcasts). */
+  readonly limit: LimitFunction
+  /** A peer failed to answer (health's passive signal), or answered. */
+  peerFailed(peer: string, err: unknown): void
+  peerAnswered(peer: string): void
   readonly closed: boolean
 }
 
@@ -99,21 +36,21 @@ const GROUP_NAME = /^[A-Za-z0-9._-]{1,64}$/
 
 export class Group<T = Buffer> implements ServedGroup {
   readonly name: string
+  readonly maxValueBytes: number
   readonly #host: GroupHost
   readonly #load: GroupOptions<T>['load']
   readonly #codec: Codec<T>
-  readonly #main: ByteCache<T>
-  readonly #hot: ByteCache<T>
+  readonly #store: Store<T>
   readonly #hotness = new Hotness()
   readonly #hotThreshold: number
+  readonly #replicas: number
   readonly #ttlMs: number
   readonly #maxKeyBytes: number
   /** Origin loads here, for our own gets and for peers' requests. */
   readonly #loads = new Flight<Entry<T>>()
   /** Fetches from owners. Kept apart from #loads: a peer's request must never join a fetch (a forwarding loop). */
   readonly #fetches = new Flight<Entry<T>>()
-  #version = 0
-  readonly #stats = { gets: 0, mainHits: 0, hotHits: 0, loads: 0, dedupedLoads: 0, peerLoads: 0, peerErrors: 0, localLoads: 0, serverRequests: 0, loadErrors: 0 }
+  readonly #stats = { gets: 0, mainHits: 0, hotHits: 0, loads: 0, dedupedLoads: 0, peerLoads: 0, peerErrors: 0, localLoads: 0, serverRequests: 0, loadErrors: 0, sets: 0, removes: 0, replicaWrites: 0 }
 
   /** @internal Groups are made by `peer.group()`. */
   constructor(name: string, options: GroupOptions<T>, host: GroupHost) {
@@ -123,78 +60,154 @@ export class Group<T = Buffer> implements ServedGroup {
     const maxBytes = positive('maxBytes', options.maxBytes)
     const ratio = options.hotCacheRatio ?? 0.125
     if (!(ratio >= 0 && ratio <= 0.5)) throw new InvalidOptionError('hotCacheRatio', `must be from 0 to 0.5, got ${ratio}`)
+    const replicas = options.replicas ?? 2
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new InvalidOptionError('replicas', `must be an integer from 1 to 5, got ${replicas}`)
     this.name = name
     this.#host = host
     this.#load = options.load
     this.#codec = resolveCodec(options.codec)
     const hotBytes = Math.floor(maxBytes * ratio)
-    this.#main = new ByteCache<T>(maxBytes - hotBytes)
-    this.#hot = new ByteCache<T>(hotBytes)
+    this.#store = new Store<T>(maxBytes - hotBytes, hotBytes)
+    this.maxValueBytes = maxBytes - hotBytes
+    this.#replicas = replicas
     this.#hotThreshold = positive('hotThreshold', options.hotThreshold ?? 2)
     this.#ttlMs = options.ttlMs === undefined ? 0 : nonNegative('ttlMs', options.ttlMs)
     this.#maxKeyBytes = positive('maxKeyBytes', options.maxKeyBytes ?? 4096)
   }
 
-  /** The value for `key`: from a cache, the key's owner, or the origin. */
-  async get(key: string, options?: GetOptions): Promise<T> {
+  /** The value for `key`: from a cache, the key's owner or a replica, or the origin. */
+  async get(key: string, options?: { signal?: AbortSignal }): Promise<T> {
     this.#checkKey(key)
     this.#stats.gets++
-    let entry = this.#main.get(key)
+    let entry = this.#store.main.get(key)
     if (entry !== undefined) {
       this.#stats.mainHits++
       return entry.value
     }
-    entry = this.#hot.get(key)
+    entry = this.#store.hot.get(key)
     if (entry !== undefined) {
       this.#stats.hotHits++
       return entry.value
     }
     if (this.#host.closed) throw new ClosedError()
-    const owner = this.#host.ownerOf(key)
+    const owners = this.#host.owners(key, this.#replicas)
     const signal = options?.signal
-    if (owner === undefined) return (await this.#loadHere(key, true, signal)).value
+    if (owners[0] === this.#host.self || owners.length === 0) return (await this.#loadHere(key, signal)).value
     if (this.#fetches.has(key)) this.#stats.dedupedLoads++
-    return (await this.#fetches.run(key, (s, call) => this.#fetchFrom(owner, key, s, call), signal)).value
+    return (await this.#fetches.run(key, (s, call) => this.#fetch(owners, key, s, call), signal)).value
   }
 
-  /** @internal The server side: answer a peer from the caches or a local load, never another peer. */
-  async serve(key: string, signal: AbortSignal): Promise<Entry> {
+  /**
+   * Stores `value` at the key's owner (which copies it to its replicas) and drops older copies on
+   * every other peer. Resolves when the owner has stored it; rejects with PeerUnavailableError
+   * when neither the owner nor a replica could be reached (then nothing changed).
+   */
+  async set(key: string, value: T, options?: SetOptions): Promise<SetResult> {
     this.#checkKey(key)
-    this.#stats.serverRequests++
-    const entry = this.#main.get(key) ?? this.#hot.get(key)
-    if (entry !== undefined) return entry
-    // If our ring says another peer owns the key (membership is changing), the value is kept as a copy.
-    return this.#loadHere(key, this.#host.ownerOf(key) === undefined, signal)
+    const ttlMs = options?.ttlMs === undefined ? undefined : nonNegative('ttlMs', options.ttlMs)
+    const bytes = ownBytes(this.#encode(key, value, 'set'))
+    if (this.#host.closed) throw new ClosedError()
+    this.#stats.sets++
+    const owners = this.#host.owners(key, this.#replicas)
+    let owner: string | undefined
+    let stored: { version: number; expiresAt: number } | undefined
+    let lastError: unknown
+    for (const peer of owners.length ? owners : [this.#host.self]) {
+      try {
+        stored = peer === this.#host.self ? await this.#storeAsOwner(key, bytes, ttlMs) : await this.#host.transport.put(peer, this.name, key, bytes, { replica: false, ttlMs })
+        owner = peer
+        break
+      } catch (err) {
+        if (!(err instanceof PeerUnavailableError)) throw err
+        this.#host.peerFailed(peer, err)
+        lastError = err
+      }
+    }
+    if (stored === undefined || owner === undefined) throw lastError
+    const { unreachable } = await this.#broadcastDrop(key, stored.version, new Set(owners))
+    return { owner, version: stored.version, expiresAt: stored.expiresAt, unreachable }
+  }
+
+  /**
+   * Deletes `key` everywhere: at its owner first, then every copy on every other peer (in parallel,
+   * bounded). Resolves when every peer answered or failed, naming those that could not be reached.
+   */
+  async remove(key: string): Promise<RemoveResult> {
+    this.#checkKey(key)
+    if (this.#host.closed) throw new ClosedError()
+    this.#stats.removes++
+    // The owner first: once it has dropped the value, no peer can fetch the old one again.
+    const owner = this.#host.owners(key, 1)[0] ?? this.#host.self
+    const first = await this.#dropAt(owner, key, undefined)
+    const rest = await this.#broadcastDrop(key, undefined, new Set([owner]))
+    return { acknowledged: [...first.acknowledged, ...rest.acknowledged], unreachable: [...first.unreachable, ...rest.unreachable] }
   }
 
   stats(): GroupStats {
-    return { group: this.name, ...this.#stats, inFlight: this.#loads.size + this.#fetches.size, main: this.#main.stats(), hot: this.#hot.stats() }
+    return { group: this.name, ...this.#stats, inFlight: this.#loads.size + this.#fetches.size, ...this.#store.stats() }
   }
 
-  async #fetchFrom(owner: string, key: string, signal: AbortSignal, call: CallState): Promise<Entry<T>> {
-    let fetched: Fetched
-    try {
-      fetched = await this.#host.fetch(owner, this.name, key, signal)
-    } catch (err) {
-      if (signal.aborted || !(err instanceof PeerUnavailableError)) throw err
-      // The owner is unreachable: the get must not fail, so the origin answers here.
-      this.#stats.peerErrors++
-      this.#stats.localLoads++
-      return this.#loadHere(key, false, signal)
+  /** @internal The server side of GET: answer a peer from the caches or a local load, never another peer. */
+  async serve(key: string, signal: AbortSignal): Promise<Entry> {
+    this.#checkKey(key)
+    this.#stats.serverRequests++
+    const entry = this.#store.main.get(key) ?? this.#store.hot.get(key)
+    if (entry !== undefined) return entry
+    return this.#loadHere(key, signal)
+  }
+
+  /** @internal The server side of PUT. */
+  async store(key: string, bytes: Buffer, meta: PutMeta): Promise<{ version: number; expiresAt: number }> {
+    this.#checkKey(key)
+    this.#stats.serverRequests++
+    if (!meta.replica) return this.#storeAsOwner(key, bytes, meta.ttlMs)
+    this.#stats.replicaWrites++
+    this.#store.put(key, this.#entry(key, bytes, meta.expiresAt, meta.version), 'main')
+    return { version: meta.version, expiresAt: meta.expiresAt }
+  }
+
+  /** @internal The server side of DELETE (and a local remove): drop copies and stop flights from caching older values. */
+  drop(key: string, before?: number): void {
+    this.#checkKey(key)
+    this.#loads.forget(key)
+    this.#fetches.forget(key)
+    this.#store.remove(key, before)
+  }
+
+  async #fetch(owners: string[], key: string, signal: AbortSignal, call: CallState): Promise<Entry<T>> {
+    const self = this.#host.self
+    const isReplica = owners.includes(self)
+    for (const peer of owners) {
+      if (peer === self) continue
+      let fetched: Fetched
+      try {
+        fetched = await this.#host.transport.get(peer, this.name, key, signal)
+      } catch (err) {
+        if (signal.aborted || !(err instanceof PeerUnavailableError)) throw err
+        this.#stats.peerErrors++
+        this.#host.peerFailed(peer, err)
+        continue // the next replica, then a local load: a get never fails because a peer did
+      }
+      this.#host.peerAnswered(peer)
+      this.#stats.peerLoads++
+      const entry = this.#entry(key, fetched.bytes, fetched.expiresAt, fetched.version)
+      if (!call.forgotten) {
+        if (isReplica) this.#store.put(key, entry, 'main')
+        else if (this.#hotness.add(key) >= this.#hotThreshold) this.#store.put(key, entry, 'hot')
+      }
+      return entry
     }
-    this.#stats.peerLoads++
-    const entry = this.#entry(key, ownBytes(fetched.bytes), fetched.expiresAt, fetched.version)
-    if (!call.forgotten && this.#hotness.add(key) >= this.#hotThreshold) this.#hot.set(key, entry)
-    return entry
+    this.#stats.localLoads++
+    return this.#loadHere(key, signal)
   }
 
   /** One origin load of `key` in this process, shared by everyone who asks meanwhile. */
-  #loadHere(key: string, owned: boolean, signal: AbortSignal | undefined): Promise<Entry<T>> {
+  #loadHere(key: string, signal: AbortSignal | undefined): Promise<Entry<T>> {
     if (this.#loads.has(key)) this.#stats.dedupedLoads++
-    return this.#loads.run(key, (s, call) => this.#originLoad(key, owned, s, call), signal)
+    return this.#loads.run(key, (s, call) => this.#originLoad(key, s, call), signal)
   }
 
-  async #originLoad(key: string, owned: boolean, signal: AbortSignal, call: CallState): Promise<Entry<T>> {
+  async #originLoad(key: string, signal: AbortSignal, call: CallState): Promise<Entry<T>> {
     this.#stats.loads++
     const ctx: LoadContext = { group: this.name, signal, ttlMs: this.#ttlMs || undefined }
     let value: Loaded<T>
@@ -207,18 +220,72 @@ export class Group<T = Buffer> implements ServedGroup {
     }
     let bytes: Uint8Array
     try {
-      bytes = this.#codec.encode(value as T)
+      bytes = this.#encode(key, value as T, 'load')
     } catch (err) {
       this.#stats.loadErrors++
-      throw new InvalidValueError(this.name, key, `the loader's value cannot be stored: ${(err as Error)?.message ?? String(err)}`)
+      throw err
     }
-    const ttl = ctx.ttlMs
-    const expiresAt = typeof ttl === 'number' && ttl > 0 ? Date.now() + ttl : 0
     const own = ownBytes(bytes)
     // A bytes group hands back the stored Buffer itself; other codecs decode once, here.
-    const entry: Entry<T> = { value: own === bytes ? (value as T) : this.#codec.decode(own), bytes: own, expiresAt, version: this.#nextVersion() }
-    if (!call.forgotten) (owned ? this.#main : this.#hot).set(key, entry)
+    const decoded = own === bytes ? (value as T) : this.#codec.decode(own)
+    const entry: Entry<T> = { value: decoded, bytes: own, expiresAt: expiry(ctx.ttlMs), version: this.#store.nextVersion() }
+    if (!call.forgotten) this.#keep(key, entry)
     return entry
+  }
+
+  /** A set arriving at the owner: newer than anything loading, so those loads must not be cached. */
+  async #storeAsOwner(key: string, bytes: Buffer, ttlMs: number | undefined): Promise<{ version: number; expiresAt: number }> {
+    const entry = this.#entry(key, bytes, expiry(ttlMs ?? (this.#ttlMs || undefined)), this.#store.nextVersion())
+    this.#loads.forget(key)
+    this.#fetches.forget(key)
+    await this.#keep(key, entry)
+    return { version: entry.version, expiresAt: entry.expiresAt }
+  }
+
+  /**
+   * Keeps a value made here: in the main cache if this process owns or replicates the key (the owner
+   * also copies it to the replicas, resolving when they answered), else as a hot copy.
+   */
+  #keep(key: string, entry: Entry<T>): Promise<void> {
+    const owners = this.#host.owners(key, this.#replicas)
+    const self = this.#host.self
+    const mine = owners.length === 0 || owners.includes(self)
+    if (!this.#store.put(key, entry, mine ? 'main' : 'hot') || owners[0] !== self || owners.length < 2) return Promise.resolve()
+    const meta: PutMeta = { replica: true, version: entry.version, expiresAt: entry.expiresAt }
+    const copies = owners.slice(1).map((peer) =>
+      this.#host.limit(() => this.#host.transport.put(peer, this.name, key, entry.bytes, meta)).catch((err: unknown) => this.#host.peerFailed(peer, err)),
+    )
+    return Promise.all(copies).then(() => undefined)
+  }
+
+  /** Drops copies of `key` (older than `before`) on every member outside `skip`, in parallel, bounded. */
+  async #broadcastDrop(key: string, before: number | undefined, skip: Set<string>): Promise<RemoveResult> {
+    const peers = this.#host.members().filter((p) => !skip.has(p))
+    const results = await Promise.all(peers.map((p) => this.#host.limit(() => this.#dropAt(p, key, before))))
+    return { acknowledged: results.flatMap((r) => r.acknowledged), unreachable: results.flatMap((r) => r.unreachable) }
+  }
+
+  async #dropAt(peer: string, key: string, before: number | undefined): Promise<RemoveResult> {
+    if (peer === this.#host.self) {
+      this.drop(key, before)
+      return { acknowledged: [peer], unreachable: [] }
+    }
+    try {
+      await this.#host.transport.delete(peer, this.name, key, before)
+      return { acknowledged: [peer], unreachable: [] }
+    } catch (err) {
+      this.#host.peerFailed(peer, err)
+      return { acknowledged: [], unreachable: [peer] }
+    }
+  }
+
+  #encode(key: string, value: T, what: 'load' | 'set'): Uint8Array {
+    try {
+      return this.#codec.encode(value)
+    } catch (err) {
+      const whose = what === 'load' ? "the loader's value" : 'the value given to set()'
+      throw new InvalidValueError(this.name, key, `${whose} cannot be stored: ${(err as Error)?.message ?? String(err)}`)
+    }
   }
 
   #entry(key: string, bytes: Buffer, expiresAt: number, version: number): Entry<T> {
@@ -231,12 +298,6 @@ export class Group<T = Buffer> implements ServedGroup {
     return { value, bytes, expiresAt, version }
   }
 
-  /** Versions grow with the wall clock and within a millisecond, so a later write wins across restarts. */
-  #nextVersion(): number {
-    this.#version = Math.max(this.#version + 1, Date.now() * 1000)
-    return this.#version
-  }
-
   #checkKey(key: unknown): asserts key is string {
     if (typeof key !== 'string') throw new InvalidKeyError(this.name, key, 'keys are strings')
     if (key.length === 0) throw new InvalidKeyError(this.name, key, 'keys are not empty')
@@ -246,6 +307,10 @@ export class Group<T = Buffer> implements ServedGroup {
     }
     if (!(key as unknown as { isWellFormed(): boolean }).isWellFormed()) throw new InvalidKeyError(this.name, key, 'keys are well-formed Unicode (no lone surrogate)')
   }
+}
+
+function expiry(ttlMs: number | undefined): number {
+  return typeof ttlMs === 'number' && ttlMs > 0 ? Date.now() + ttlMs : 0
 }
 
 function positive(option: string, n: unknown): number {

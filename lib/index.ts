@@ -1,6 +1,7 @@
 // The public API. Everything else under lib/ is internal.
 export { Peer, type PeerOptions, type ListenOptions } from './peer.js'
-export { Group, type GroupOptions, type GetOptions, type GroupStats, type LoadContext, type Loaded } from './group.js'
+export { Group } from './group.js'
+export type { GroupOptions, GetOptions, GroupStats, LoadContext, Loaded, SetOptions, SetResult, RemoveResult } from './options.js'
 export type { CacheStats } from './cache.js'
 export type { Codec, CodecName } from './codec.js'
 export type { Handler } from './server.js'

@@ -2,6 +2,7 @@
 // the HTTP server and client to them. The parts (ring, group, client, server) never import it.
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import pLimit from 'p-limit'
 import { PeerClient } from './client.js'
 import type { Codec } from './codec.js'
 import { ClosedError, InvalidGroupError, InvalidOptionError } from './errors.js'
@@ -37,6 +38,8 @@ export interface PeerOptions {
   connections?: number
   /** How long an idle keep-alive connection to a peer stays open, in ms. Default 4000. */
   keepAliveTimeoutMs?: number
+  /** Most requests under way at once when one operation fans out (replica copies, remove broadcasts). Default 16. */
+  fanOut?: number
 }
 
 export interface ListenOptions {
@@ -79,11 +82,13 @@ export class Peer {
     })
     const peer = this
     this.#host = {
-      ownerOf: (key) => {
-        const owner = peer.#ring.owner(key)
-        return owner === peer.self ? undefined : owner
-      },
-      fetch: (target, group, key, signal) => peer.#client.get(target, group, key, signal),
+      self: this.self,
+      owners: (key, count) => peer.#ring.owners(key, count),
+      members: () => peer.#ring.peers,
+      transport: this.#client,
+      limit: pLimit(positive('fanOut', options.fanOut ?? 16)),
+      peerFailed: () => {},
+      peerAnswered: () => {},
       get closed() {
         return peer.#closed
       },

@@ -2,7 +2,7 @@
 // Plain HTTP/1.1: bytes in the body, metadata in headers, errors as status + a machine-readable reason.
 
 /** Raised on any incompatible change; a peer answers a request of another version with 400 `protocol`. */
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 
 export const DEFAULT_BASE_PATH = '/_peercache/'
 
@@ -13,8 +13,15 @@ export const HEADER = {
   from: 'x-peercache-from',
   /** Response: absolute expiry, ms since the epoch; absent means never. */
   expires: 'x-peercache-expires',
-  /** Response: the owner's version of the value. */
+  /**
+   * Response: the owner's version of the value. PUT of a replica: the version being copied.
+   * DELETE: drop only copies older than this version (a set invalidating old copies).
+   */
   version: 'x-peercache-version',
+  /** PUT by a caller of set(): time to live in ms, counted by the owner from when it stores the value. */
+  ttl: 'x-peercache-ttl',
+  /** PUT: `1` when the owner copies a value to a replica (stored as sent, if newer), absent for a set. */
+  replica: 'x-peercache-replica',
   /** Error response: one of ErrorReason. */
   error: 'x-peercache-error',
 } as const

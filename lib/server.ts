@@ -3,13 +3,20 @@
 // peers that disagree about an owner during a membership change cannot bounce a key between them.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Entry } from './cache.js'
+import type { PutMeta } from './client.js'
 import { InvalidKeyError, InvalidValueError, LoadError } from './errors.js'
 import { type ErrorReason, HEADER, PROTOCOL_VERSION } from './protocol.js'
 
 /** What the server needs of a group. */
 export interface ServedGroup {
+  /** The largest value this group can cache, in bytes: a bigger PUT body is refused (413). */
+  readonly maxValueBytes: number
   /** The entry for `key`, from the caches or a local load (never from another peer). */
   serve(key: string, signal: AbortSignal): Promise<Entry>
+  /** A PUT: a set at this peer as the owner, or the owner's copy for this replica. */
+  store(key: string, bytes: Buffer, meta: PutMeta): Promise<{ version: number; expiresAt: number }>
+  /** A DELETE: drop the copies of `key` (older than `before`, when given). */
+  drop(key: string, before?: number): void
 }
 
 export interface HandlerOptions {
@@ -48,10 +55,6 @@ export function createHandler(options: HandlerOptions): Handler {
     if (parts.length === 1 && parts[0] === 'health') return health(req, res, options)
     if (parts.length !== 2) return fail(res, 'bad-request', 'expected {basePath}{group}/{key}')
     if (options.closing()) return fail(res, 'closing', 'this peer is shutting down')
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.setHeader('allow', 'GET, HEAD')
-      return fail(res, 'bad-request', `method ${req.method} is not allowed`, 405)
-    }
     const [groupName, encodedKey] = parts as [string, string]
     const group = options.group(groupName)
     if (group === undefined) return fail(res, 'unknown-group', `no group "${groupName}" on this peer`)
@@ -61,8 +64,78 @@ export function createHandler(options: HandlerOptions): Handler {
     } catch {
       return fail(res, 'bad-request', 'the key is not valid percent-encoded UTF-8')
     }
-    void serveKey(group, key, req, res)
+    switch (req.method) {
+      case 'GET':
+      case 'HEAD':
+        return void serveKey(group, key, req, res)
+      case 'PUT':
+        return void storeKey(group, key, req, res)
+      case 'DELETE': {
+        const before = optionalNumber(req.headers[HEADER.version])
+        if (before === null) return fail(res, 'bad-request', `bad ${HEADER.version} header`)
+        group.drop(key, before)
+        res.statusCode = 204
+        res.setHeader(HEADER.protocol, String(PROTOCOL_VERSION))
+        return void res.end()
+      }
+      default:
+        res.setHeader('allow', 'GET, HEAD, PUT, DELETE')
+        return fail(res, 'bad-request', `method ${req.method} is not allowed`, 405)
+    }
   }
+}
+
+async function storeKey(group: ServedGroup, key: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const h = req.headers
+  const replica = h[HEADER.replica] === '1'
+  const version = optionalNumber(h[HEADER.version])
+  const expiresAt = optionalNumber(h[HEADER.expires])
+  const ttlMs = optionalNumber(h[HEADER.ttl])
+  if (version === null || expiresAt === null || ttlMs === null || (replica && version === undefined)) {
+    return fail(res, 'bad-request', 'bad or missing metadata headers')
+  }
+  let body: Buffer
+  try {
+    body = await readBody(req, group.maxValueBytes)
+  } catch (err) {
+    return fail(res, 'bad-request', (err as Error).message, 413)
+  }
+  try {
+    const meta: PutMeta = replica ? { replica: true, version: version!, expiresAt: expiresAt ?? 0 } : { replica: false, ttlMs }
+    const stored = await group.store(key, body, meta)
+    res.statusCode = 204
+    res.setHeader(HEADER.protocol, String(PROTOCOL_VERSION))
+    res.setHeader(HEADER.version, String(stored.version))
+    if (stored.expiresAt !== 0) res.setHeader(HEADER.expires, String(stored.expiresAt))
+    res.end()
+  } catch (err) {
+    if (err instanceof InvalidValueError) return fail(res, 'invalid-value', err.message)
+    fail(res, 'internal', (err as Error)?.message ?? String(err))
+  }
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    // Past the limit the rest is read and dropped, so that the answer can still be sent on this connection.
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size <= limit) chunks.push(chunk)
+    })
+    req.once('end', () => {
+      if (size > limit) reject(new Error(`the value is larger than this group can cache (${limit} bytes)`))
+      else resolve(Buffer.concat(chunks, size))
+    })
+    req.once('error', reject)
+  })
+}
+
+/** undefined when absent, null when malformed. */
+function optionalNumber(v: string | string[] | undefined): number | undefined | null {
+  if (v === undefined) return undefined
+  const n = Number(v)
+  return typeof v === 'string' && v !== '' && Number.isFinite(n) && n >= 0 ? n : null
 }
 
 async function serveKey(group: ServedGroup, key: string, req: IncomingMessage, res: ServerResponse): Promise<void> {

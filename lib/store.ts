@@ -1,0 +1,61 @@
+// What one process holds for a group: the main cache (keys it owns or replicates), the hot cache
+// (copies of other owners' hot keys), and recent removals (tombstones), so that a late write of an
+// older version can never bring a removed or overwritten value back.
+import { LRUCache } from 'lru-cache'
+import { ByteCache, type CacheStats, type Entry } from './cache.js'
+
+/** How long a removal is remembered, in ms: longer than any write can be in transit (fetch timeout). */
+const TOMBSTONE_TTL_MS = 60_000
+const TOMBSTONE_MAX = 100_000
+
+export class Store<T> {
+  readonly main: ByteCache<T>
+  readonly hot: ByteCache<T>
+  readonly #tombstones = new LRUCache<string, number>({ max: TOMBSTONE_MAX, ttl: TOMBSTONE_TTL_MS, perf: Date })
+  #version = 0
+
+  constructor(mainBytes: number, hotBytes: number) {
+    this.main = new ByteCache<T>(mainBytes)
+    this.hot = new ByteCache<T>(hotBytes)
+  }
+
+  /** A version for a new value written here: larger than every earlier one, across restarts too (it follows the wall clock). */
+  nextVersion(): number {
+    this.#version = Math.max(this.#version + 1, Date.now() * 1000)
+    return this.#version
+  }
+
+  /**
+   * Stores `entry` unless something newer is known: a held entry of a higher version, or a removal
+   * after it was made. Returns whether it was stored.
+   */
+  put(key: string, entry: Entry<T>, where: 'main' | 'hot'): boolean {
+    const removedAt = this.#tombstones.get(key)
+    if (removedAt !== undefined && entry.version <= removedAt) return false
+    const held = this.main.get(key) ?? this.hot.get(key)
+    if (held !== undefined && held.version > entry.version) return false
+    if (where === 'main') {
+      this.hot.delete(key)
+      return this.main.set(key, entry)
+    }
+    this.main.delete(key)
+    return this.hot.set(key, entry)
+  }
+
+  /**
+   * Drops the copies of `key` older than `before` (every copy when it is omitted: a remove) and
+   * remembers that, so that older writes still in transit are refused when they arrive.
+   */
+  remove(key: string, before?: number): void {
+    const line = before === undefined ? this.nextVersion() : before - 1
+    for (const cache of [this.main, this.hot]) {
+      const held = cache.get(key)
+      if (held !== undefined && held.version <= line) cache.delete(key)
+    }
+    if ((this.#tombstones.get(key) ?? -1) < line) this.#tombstones.set(key, line)
+  }
+
+  stats(): { main: CacheStats; hot: CacheStats } {
+    return { main: this.main.stats(), hot: this.hot.stats() }
+  }
+}
