@@ -199,12 +199,14 @@ export class DnsDiscovery {
     if (!Array.isArray(addresses)) throw new DiscoveryError(this.#name, 'resolve', `the lookup gave ${typeof addresses}, not an array`)
     const origins = new Set<string>()
     for (const address of addresses) {
-      const host = typeof address === 'string' && isIPv6(address) ? `[${address}]` : address
+      const invalid = (cause?: unknown) => new DiscoveryError(this.#name, 'invalid-address', `${JSON.stringify(address)} is not a bare address or host name`, { cause })
+      // A path, query, user or bracket would let the URL parser drop the port or the host silently.
+      if (typeof address !== 'string' || !/^[^/?#@\s[\]]+$/.test(address)) throw invalid()
       try {
         // The URL parser canonicalises (IPv6 compression, lower case, default port), as Peer does.
-        origins.add(new URL(`${this.#protocol}://${host}:${this.#port}`).origin)
+        origins.add(new URL(`${this.#protocol}://${isIPv6(address) ? `[${address}]` : address}:${this.#port}`).origin)
       } catch (err) {
-        throw new DiscoveryError(this.#name, 'invalid-address', `${JSON.stringify(address)} makes no URL`, { cause: err })
+        throw invalid(err)
       }
     }
     return [...origins].sort()
