@@ -4,6 +4,7 @@
 import { Pool } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
 import { InvalidValueError, LoadError, PeerUnavailableError } from './errors.js'
+import { type BatchItem, type Frame, FrameParser, encodeBatch } from './frames.js'
 import { HEADER, PROTOCOL_VERSION, keyPath } from './protocol.js'
 
 export interface PeerClientOptions {
@@ -13,6 +14,17 @@ export interface PeerClientOptions {
   fetchTimeoutMs: number
   connections: number
   keepAliveTimeoutMs: number
+  /** Most keys in one batched fetch; 1 turns batching off. */
+  maxBatchKeys: number
+}
+
+/** A get waiting for its batch to be sent. */
+interface Queued extends BatchItem {
+  resolve(f: Fetched): void
+  reject(err: unknown): void
+  signal: AbortSignal | undefined
+  onAbort: (() => void) | undefined
+  settled: boolean
 }
 
 /** A value with the owner's metadata. `bytes` owns its memory (safe to cache). */
@@ -44,14 +56,81 @@ export class PeerClient implements PeerTransport {
   readonly #options: PeerClientOptions
   readonly #pools = new Map<string, Pool>()
   readonly #headers: Record<string, string>
+  /** Gets bound for each peer in this event-loop turn. */
+  readonly #queues = new Map<string, Queued[]>()
 
   constructor(options: PeerClientOptions) {
     this.#options = options
     this.#headers = { [HEADER.protocol]: String(PROTOCOL_VERSION), [HEADER.from]: options.self }
   }
 
-  /** GET a key. Rejects with LoadError/InvalidValueError (final), PeerUnavailableError, or the signal's reason. */
-  async get(peer: string, group: string, key: string, signal?: AbortSignal): Promise<Fetched> {
+  /**
+   * Fetches a key. Gets for the same peer within one event-loop turn travel together in one batched
+   * request; a lone get is a plain GET. Rejects with LoadError/InvalidValueError (final),
+   * PeerUnavailableError, or the signal's reason.
+   */
+  get(peer: string, group: string, key: string, signal?: AbortSignal): Promise<Fetched> {
+    if (this.#options.maxBatchKeys <= 1) return this.#getOne(peer, group, key, signal)
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    return new Promise<Fetched>((resolve, reject) => {
+      let queue = this.#queues.get(peer)
+      if (queue === undefined) {
+        queue = []
+        this.#queues.set(peer, queue)
+        setImmediate(() => this.#flush(peer, queue!))
+      }
+      const item: Queued = { group, key, resolve, reject, signal, onAbort: undefined, settled: false }
+      if (signal) {
+        item.onAbort = () => settle(item, undefined, signal.reason)
+        signal.addEventListener('abort', item.onAbort, { once: true })
+      }
+      queue.push(item)
+      if (queue.length >= this.#options.maxBatchKeys) this.#flush(peer, queue)
+    })
+  }
+
+  #flush(peer: string, queue: Queued[]): void {
+    if (this.#queues.get(peer) !== queue) return // sent already (it filled up)
+    this.#queues.delete(peer)
+    const live = queue.filter((q) => !q.settled)
+    if (live.length === 0) return
+    if (live.length === 1) {
+      const q = live[0]!
+      this.#getOne(peer, q.group, q.key, q.signal).then((f) => settle(q, f), (err) => settle(q, undefined, err))
+      return
+    }
+    void this.#getBatch(peer, live)
+  }
+
+  /** One request for many keys; each value settles its caller as soon as its frame arrives. */
+  async #getBatch(peer: string, items: Queued[]): Promise<void> {
+    try {
+      const res = await this.#pool(peer).request({
+        path: `${this.#options.basePath}batch`,
+        method: 'POST',
+        headers: { ...this.#headers, 'content-type': 'application/x-peercache-batch' },
+        body: encodeBatch(items),
+      })
+      if (res.statusCode !== 200) {
+        const body = Buffer.from(await res.body.arrayBuffer())
+        const err = answerError(peer, items[0]!.group, items[0]!.key, { statusCode: res.statusCode, headers: res.headers, body })
+        throw err instanceof PeerUnavailableError ? err : new PeerUnavailableError(peer, err.message)
+      }
+      const parser = new FrameParser()
+      for await (const chunk of res.body) {
+        for (const frame of parser.push(chunk as Buffer)) {
+          const item = items[frame.index]
+          if (item) settleFrame(peer, item, frame)
+        }
+      }
+      if (items.some((q) => !q.settled)) throw new PeerUnavailableError(peer, 'the batch answer ended before every key was answered')
+    } catch (err) {
+      const e = err instanceof PeerUnavailableError ? err : transportError(peer, err)
+      for (const q of items) settle(q, undefined, e)
+    }
+  }
+
+  async #getOne(peer: string, group: string, key: string, signal?: AbortSignal): Promise<Fetched> {
     const a = await this.#request(peer, 'GET', group, key, this.#headers, undefined, signal)
     if (a.statusCode !== 200) throw answerError(peer, group, key, a)
     return { bytes: a.body, ...meta(a.headers) }
@@ -103,8 +182,7 @@ export class PeerClient implements PeerTransport {
       return { statusCode: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) }
     } catch (err) {
       if (signal?.aborted) throw signal.reason
-      const e = err as { code?: string; message?: string }
-      throw new PeerUnavailableError(peer, `${e?.code ?? 'error'}: ${e?.message ?? String(err)}`, { cause: err })
+      throw transportError(peer, err)
     }
   }
 
@@ -123,6 +201,27 @@ export class PeerClient implements PeerTransport {
     }
     return pool
   }
+}
+
+function transportError(peer: string, err: unknown): PeerUnavailableError {
+  const e = err as { code?: string; message?: string }
+  return new PeerUnavailableError(peer, `${e?.code ?? 'error'}: ${e?.message ?? String(err)}`, { cause: err })
+}
+
+function settle(q: Queued, value: Fetched | undefined, err?: unknown): void {
+  if (q.settled) return
+  q.settled = true
+  if (q.onAbort) q.signal!.removeEventListener('abort', q.onAbort)
+  if (value !== undefined) q.resolve(value)
+  else q.reject(err)
+}
+
+function settleFrame(peer: string, q: Queued, f: Frame): void {
+  if (f.status === 'ok') return settle(q, { bytes: f.payload, expiresAt: f.expiresAt, version: f.version })
+  const message = f.payload.toString('utf8')
+  if (f.status === 'load') return settle(q, undefined, new LoadError(q.group, q.key, message, { peer }))
+  if (f.status === 'invalid-value') return settle(q, undefined, new InvalidValueError(q.group, q.key, `${message} (at ${peer})`))
+  settle(q, undefined, new PeerUnavailableError(peer, `${f.status}: ${message}`))
 }
 
 function meta(headers: IncomingHttpHeaders): { expiresAt: number; version: number } {

@@ -38,6 +38,11 @@ export interface PeerOptions {
   connections?: number
   /** How long an idle keep-alive connection to a peer stays open, in ms. Default 4000. */
   keepAliveTimeoutMs?: number
+  /**
+   * Most keys in one batched fetch. Gets bound for the same peer within one event-loop turn travel
+   * in one request (README, "Protocol"); 1 turns batching off. Default 128.
+   */
+  maxBatchKeys?: number
   /** Most requests under way at once when one operation fans out (replica copies, remove broadcasts). Default 16. */
   fanOut?: number
 }
@@ -79,6 +84,7 @@ export class Peer {
       fetchTimeoutMs: positive('fetchTimeoutMs', options.fetchTimeoutMs ?? 5000),
       connections: positive('connections', options.connections ?? 8),
       keepAliveTimeoutMs: positive('keepAliveTimeoutMs', options.keepAliveTimeoutMs ?? 4000),
+      maxBatchKeys: positive('maxBatchKeys', options.maxBatchKeys ?? 128),
     })
     const peer = this
     this.#host = {

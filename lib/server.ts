@@ -1,10 +1,12 @@
 // The server side of the peer protocol: a node:http request listener. A request that comes from a
 // peer is answered from this process's caches or its own loader, never forwarded again, so two
 // peers that disagree about an owner during a membership change cannot bounce a key between them.
+import { setMaxListeners } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Entry } from './cache.js'
 import type { PutMeta } from './client.js'
 import { InvalidKeyError, InvalidValueError, LoadError } from './errors.js'
+import { type BatchItem, decodeBatch, encodeFrame } from './frames.js'
 import { type ErrorReason, HEADER, PROTOCOL_VERSION } from './protocol.js'
 
 /** What the server needs of a group. */
@@ -27,6 +29,10 @@ export interface HandlerOptions {
 
 /** A node:http request listener; `next` (Express/Connect style) gets requests outside the base path. */
 export type Handler = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void
+
+/** Limits of a batch request: keys, and bytes of the request body. */
+export const MAX_BATCH_KEYS = 1024
+const MAX_BATCH_BODY_BYTES = 8 << 20
 
 const STATUS: Record<ErrorReason, number> = {
   'bad-request': 400,
@@ -53,6 +59,10 @@ export function createHandler(options: HandlerOptions): Handler {
     const q = url.indexOf('?', basePath.length)
     const parts = url.slice(basePath.length, q === -1 ? undefined : q).split('/')
     if (parts.length === 1 && parts[0] === 'health') return health(req, res, options)
+    if (parts.length === 1 && parts[0] === 'batch' && req.method === 'POST') {
+      if (options.closing()) return fail(res, 'closing', 'this peer is shutting down')
+      return void serveBatch(options, req, res)
+    }
     if (parts.length !== 2) return fail(res, 'bad-request', 'expected {basePath}{group}/{key}')
     if (options.closing()) return fail(res, 'closing', 'this peer is shutting down')
     const [groupName, encodedKey] = parts as [string, string]
@@ -85,6 +95,47 @@ export function createHandler(options: HandlerOptions): Handler {
   }
 }
 
+/** The frames of a batch go out as their values are ready, gathered per microtask into one write. */
+async function serveBatch(options: HandlerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let items: BatchItem[]
+  try {
+    items = decodeBatch(await readBody(req, MAX_BATCH_BODY_BYTES))
+  } catch (err) {
+    return fail(res, 'bad-request', (err as Error).message)
+  }
+  if (items.length === 0 || items.length > MAX_BATCH_KEYS) return fail(res, 'bad-request', `a batch holds 1 to ${MAX_BATCH_KEYS} keys`)
+  const ac = new AbortController()
+  setMaxListeners(0, ac.signal) // one listener per key of the batch waiting on a flight
+  res.once('close', () => ac.abort())
+  res.writeHead(200, { 'content-type': 'application/x-peercache-frames', [HEADER.protocol]: String(PROTOCOL_VERSION) })
+  // Headers go out at once: the asker's headers timeout then measures this peer's liveness, not the origin's latency.
+  res.flushHeaders()
+  let remaining = items.length
+  let out: Buffer[] = []
+  const flush = () => {
+    if (out.length === 0 || res.destroyed) return
+    res.write(out.length === 1 ? out[0] : Buffer.concat(out))
+    out = []
+    if (remaining === 0) res.end()
+  }
+  const emit = (frame: Buffer[]) => {
+    remaining--
+    if (out.length === 0) queueMicrotask(flush)
+    out.push(...frame)
+  }
+  items.forEach(({ group: name, key }, i) => {
+    const group = options.group(name)
+    if (group === undefined) return emit(encodeFrame(i, 'unknown-group', Buffer.from(`no group "${name}" on this peer`)))
+    group.serve(key, ac.signal).then(
+      (e) => emit(encodeFrame(i, 'ok', e.bytes, e.expiresAt, e.version)),
+      (err: unknown) => {
+        const [reason, message] = reasonOf(err)
+        emit(encodeFrame(i, reason, Buffer.from(message)))
+      },
+    )
+  })
+}
+
 async function storeKey(group: ServedGroup, key: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const h = req.headers
   const replica = h[HEADER.replica] === '1'
@@ -112,6 +163,14 @@ async function storeKey(group: ServedGroup, key: string, req: IncomingMessage, r
     if (err instanceof InvalidValueError) return fail(res, 'invalid-value', err.message)
     fail(res, 'internal', (err as Error)?.message ?? String(err))
   }
+}
+
+/** How an error travels: its reason and the message the asker will see. */
+function reasonOf(err: unknown): [ErrorReason, string] {
+  if (err instanceof LoadError) return ['load', err.originMessage]
+  if (err instanceof InvalidValueError) return ['invalid-value', err.message]
+  if (err instanceof InvalidKeyError) return ['bad-request', err.message]
+  return ['internal', (err as Error)?.message ?? String(err)]
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
@@ -156,10 +215,7 @@ async function serveKey(group: ServedGroup, key: string, req: IncomingMessage, r
     res.end(req.method === 'HEAD' ? undefined : entry.bytes)
   } catch (err) {
     if (ac.signal.aborted) return // nobody to answer
-    if (err instanceof LoadError) return fail(res, 'load', err.originMessage)
-    if (err instanceof InvalidValueError) return fail(res, 'invalid-value', err.message)
-    if (err instanceof InvalidKeyError) return fail(res, 'bad-request', err.message)
-    fail(res, 'internal', (err as Error)?.message ?? String(err))
+    fail(res, ...reasonOf(err))
   } finally {
     res.off('close', onClose)
   }

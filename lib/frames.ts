@@ -1,0 +1,108 @@
+// The binary frames of a batched fetch (README, "Protocol"): many keys in one request, their values
+// streamed back one frame each as they are ready, in any order. Length-prefixed, little-endian, no
+// JSON and no base64, so a value crosses the wire as its own bytes.
+//
+// Request body, per key:  u16 group length | group (UTF-8) | u32 key length | key (UTF-8)
+// Response body, per key: u32 index | u8 status | f64 expiresAt | f64 version | u32 length | payload
+//   (payload: the value, or for an error status its message in UTF-8)
+import type { ErrorReason } from './protocol.js'
+
+export interface BatchItem {
+  group: string
+  key: string
+}
+
+/** Frame status codes: 0 is a value; the others are the protocol's error reasons. */
+export const FRAME_STATUS: readonly ('ok' | ErrorReason)[] = ['ok', 'load', 'invalid-value', 'unknown-group', 'bad-request', 'internal', 'closing']
+const STATUS_CODE = new Map(FRAME_STATUS.map((s, i) => [s, i]))
+
+export const FRAME_HEADER_BYTES = 25
+
+export function encodeBatch(items: readonly BatchItem[]): Buffer {
+  let size = 0
+  for (const it of items) size += 6 + Buffer.byteLength(it.group) + Buffer.byteLength(it.key)
+  const out = Buffer.allocUnsafe(size)
+  let o = 0
+  for (const it of items) {
+    const g = out.write(it.group, o + 2)
+    out.writeUInt16LE(g, o)
+    o += 2 + g
+    const k = out.write(it.key, o + 4)
+    out.writeUInt32LE(k, o)
+    o += 4 + k
+  }
+  return out
+}
+
+/** The items of a request body; throws a RangeError on a truncated or malformed body. */
+export function decodeBatch(body: Buffer): BatchItem[] {
+  const items: BatchItem[] = []
+  let o = 0
+  while (o < body.length) {
+    if (o + 2 > body.length) throw new RangeError('truncated batch')
+    const g = body.readUInt16LE(o)
+    o += 2
+    if (o + g + 4 > body.length) throw new RangeError('truncated batch')
+    const group = body.toString('utf8', o, o + g)
+    o += g
+    const k = body.readUInt32LE(o)
+    o += 4
+    if (o + k > body.length) throw new RangeError('truncated batch')
+    items.push({ group, key: body.toString('utf8', o, o + k) })
+    o += k
+  }
+  return items
+}
+
+/** One response frame. */
+export function encodeFrame(index: number, status: 'ok' | ErrorReason, payload: Uint8Array, expiresAt = 0, version = 0): Buffer[] {
+  const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES)
+  head.writeUInt32LE(index, 0)
+  head.writeUInt8(STATUS_CODE.get(status) ?? STATUS_CODE.get('internal')!, 4)
+  head.writeDoubleLE(expiresAt, 5)
+  head.writeDoubleLE(version, 13)
+  head.writeUInt32LE(payload.byteLength, 21)
+  return [head, payload as Buffer]
+}
+
+export interface Frame {
+  index: number
+  status: 'ok' | ErrorReason
+  expiresAt: number
+  version: number
+  /** Owns its memory (copied out of the network buffers), so it can be cached as is. */
+  payload: Buffer
+}
+
+/** Reassembles frames from a stream of chunks. */
+export class FrameParser {
+  #buf: Buffer = Buffer.alloc(0)
+
+  /** Frames completed by `chunk`. */
+  push(chunk: Buffer): Frame[] {
+    const buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk])
+    const frames: Frame[] = []
+    let o = 0
+    while (buf.length - o >= FRAME_HEADER_BYTES) {
+      const len = buf.readUInt32LE(o + 21)
+      if (buf.length - o < FRAME_HEADER_BYTES + len) break
+      const payload = Buffer.allocUnsafeSlow(len)
+      buf.copy(payload, 0, o + FRAME_HEADER_BYTES, o + FRAME_HEADER_BYTES + len)
+      frames.push({
+        index: buf.readUInt32LE(o),
+        status: FRAME_STATUS[buf.readUInt8(o + 4)] ?? 'internal',
+        expiresAt: buf.readDoubleLE(o + 5),
+        version: buf.readDoubleLE(o + 13),
+        payload,
+      })
+      o += FRAME_HEADER_BYTES + len
+    }
+    this.#buf = o === buf.length ? Buffer.alloc(0) : buf.subarray(o)
+    return frames
+  }
+
+  /** Bytes of an unfinished frame (non-zero at the end of the stream means it was cut short). */
+  get pending(): number {
+    return this.#buf.length
+  }
+}
