@@ -11,6 +11,9 @@ export interface PeerClientOptions {
   self: string
   basePath: string
   connectTimeoutMs: number
+  /** Until a peer starts answering (undici headersTimeout). */
+  peerTimeoutMs: number
+  /** Until a value arrives once the answer started (undici bodyTimeout), and for PUT/DELETE. */
   fetchTimeoutMs: number
   connections: number
   keepAliveTimeoutMs: number
@@ -56,21 +59,22 @@ export class PeerClient implements PeerTransport {
   readonly #options: PeerClientOptions
   readonly #pools = new Map<string, Pool>()
   readonly #headers: Record<string, string>
+  readonly #batchHeaders: Record<string, string>
   /** Gets bound for each peer in this event-loop turn. */
   readonly #queues = new Map<string, Queued[]>()
 
   constructor(options: PeerClientOptions) {
     this.#options = options
     this.#headers = { [HEADER.protocol]: String(PROTOCOL_VERSION), [HEADER.from]: options.self }
+    this.#batchHeaders = { ...this.#headers, 'content-type': 'application/x-peercache-batch' }
   }
 
   /**
    * Fetches a key. Gets for the same peer within one event-loop turn travel together in one batched
-   * request; a lone get is a plain GET. Rejects with LoadError/InvalidValueError (final),
+   * request (a lone get is a batch of one, which its signal can call off). Rejects with LoadError/InvalidValueError (final),
    * PeerUnavailableError, or the signal's reason.
    */
   get(peer: string, group: string, key: string, signal?: AbortSignal): Promise<Fetched> {
-    if (this.#options.maxBatchKeys <= 1) return this.#getOne(peer, group, key, signal)
     if (signal?.aborted) return Promise.reject(signal.reason)
     return new Promise<Fetched>((resolve, reject) => {
       let queue = this.#queues.get(peer)
@@ -93,23 +97,23 @@ export class PeerClient implements PeerTransport {
     if (this.#queues.get(peer) !== queue) return // sent already (it filled up)
     this.#queues.delete(peer)
     const live = queue.filter((q) => !q.settled)
-    if (live.length === 0) return
-    if (live.length === 1) {
-      const q = live[0]!
-      this.#getOne(peer, q.group, q.key, q.signal).then((f) => settle(q, f), (err) => settle(q, undefined, err))
-      return
-    }
-    void this.#getBatch(peer, live)
+    if (live.length > 0) void this.#getBatch(peer, live)
   }
 
-  /** One request for many keys; each value settles its caller as soon as its frame arrives. */
+  /**
+   * One request for one or many keys; each value settles its caller as soon as its frame arrives.
+   * The owner sends headers at once, so the headers timeout (peerTimeoutMs) tells a hung peer
+   * quickly, while the body timeout (fetchTimeoutMs) leaves the origin time to answer.
+   */
   async #getBatch(peer: string, items: Queued[]): Promise<void> {
     try {
       const res = await this.#pool(peer).request({
         path: `${this.#options.basePath}batch`,
         method: 'POST',
-        headers: { ...this.#headers, 'content-type': 'application/x-peercache-batch' },
+        headers: this.#batchHeaders,
         body: encodeBatch(items),
+        // A lone get can be called off; a shared batch goes on for the others.
+        signal: items.length === 1 ? items[0]!.signal : undefined,
       })
       if (res.statusCode !== 200) {
         const body = Buffer.from(await res.body.arrayBuffer())
@@ -128,12 +132,6 @@ export class PeerClient implements PeerTransport {
       const e = err instanceof PeerUnavailableError ? err : transportError(peer, err)
       for (const q of items) settle(q, undefined, e)
     }
-  }
-
-  async #getOne(peer: string, group: string, key: string, signal?: AbortSignal): Promise<Fetched> {
-    const a = await this.#request(peer, 'GET', group, key, this.#headers, undefined, signal)
-    if (a.statusCode !== 200) throw answerError(peer, group, key, a)
-    return { bytes: a.body, ...meta(a.headers) }
   }
 
   /** PUT a value: a set at its owner, or the owner's copy to a replica. Resolves with what the receiver stored. */
@@ -175,13 +173,13 @@ export class PeerClient implements PeerTransport {
     await Promise.allSettled(pools.map((p) => p.close()))
   }
 
-  async #request(peer: string, method: 'GET' | 'PUT' | 'DELETE', group: string, key: string, headers: Record<string, string>, body?: Uint8Array, signal?: AbortSignal): Promise<Answer> {
+  async #request(peer: string, method: 'PUT' | 'DELETE', group: string, key: string, headers: Record<string, string>, body?: Uint8Array): Promise<Answer> {
     try {
-      const res = await this.#pool(peer).request({ path: keyPath(this.#options.basePath, group, key), method, headers, body, signal })
+      const o = this.#options
+      const res = await this.#pool(peer).request({ path: keyPath(o.basePath, group, key), method, headers, body, headersTimeout: o.fetchTimeoutMs })
       // arrayBuffer() concatenates into a fresh buffer: the value owns its memory.
       return { statusCode: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) }
     } catch (err) {
-      if (signal?.aborted) throw signal.reason
       throw transportError(peer, err)
     }
   }
@@ -193,7 +191,7 @@ export class PeerClient implements PeerTransport {
       pool = new Pool(peer, {
         connections: o.connections,
         connectTimeout: o.connectTimeoutMs,
-        headersTimeout: o.fetchTimeoutMs,
+        headersTimeout: o.peerTimeoutMs,
         bodyTimeout: o.fetchTimeoutMs,
         keepAliveTimeout: o.keepAliveTimeoutMs,
       })

@@ -27,9 +27,15 @@ export interface PeerOptions {
   /** Points per peer on the hash ring. Default 160 (see README, "Defaults"). */
   vnodes?: number
   /**
-   * How long a peer may take to answer a fetch, in ms: undici's headersTimeout and bodyTimeout.
-   * It includes the owner's origin load, so set it above your loader's slowest normal latency;
-   * past it the asker loads the key itself. Default 5000.
+   * How long a peer may take to start answering a fetch, in ms (undici's headersTimeout). Peers
+   * send headers before they look anything up, so this measures whether the peer is alive, not
+   * the origin: past it the peer is suspect and the next replica or a local load answers. Default 1000.
+   */
+  peerTimeoutMs?: number
+  /**
+   * How long a value may take once a peer has started answering, in ms (undici's bodyTimeout: the
+   * longest silence between frames), and how long a set or remove may take at a peer. It includes
+   * the owner's origin load, so keep it above your loader's slowest normal latency. Default 5000.
    */
   fetchTimeoutMs?: number
   /** How long connecting to a peer may take, in ms (undici's connectTimeout). Default 1000. */
@@ -81,6 +87,7 @@ export class Peer {
       self: this.self,
       basePath,
       connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs ?? 1000),
+      peerTimeoutMs: positive('peerTimeoutMs', options.peerTimeoutMs ?? 1000),
       fetchTimeoutMs: positive('fetchTimeoutMs', options.fetchTimeoutMs ?? 5000),
       connections: positive('connections', options.connections ?? 8),
       keepAliveTimeoutMs: positive('keepAliveTimeoutMs', options.keepAliveTimeoutMs ?? 4000),
