@@ -156,6 +156,12 @@ export class PeerClient implements PeerTransport {
     if (a.statusCode !== 204 && a.statusCode !== 200) throw answerError(peer, group, key, a)
   }
 
+  /** Tells `peer` that this one is leaving. */
+  async leave(peer: string): Promise<void> {
+    const res = await this.#pool(peer).request({ path: `${this.#options.basePath}leave`, method: 'POST', headers: this.#headers, headersTimeout: this.#options.peerTimeoutMs })
+    await res.body.dump()
+  }
+
   /** Drops the pools of peers that left. */
   retain(peers: Iterable<string>): void {
     const keep = new Set(peers)

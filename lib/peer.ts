@@ -5,8 +5,9 @@ import type { AddressInfo } from 'node:net'
 import pLimit from 'p-limit'
 import { PeerClient } from './client.js'
 import type { Codec } from './codec.js'
-import { ClosedError, InvalidGroupError, InvalidOptionError } from './errors.js'
+import { ClosedError, InvalidGroupError, InvalidOptionError, PeerUnavailableError } from './errors.js'
 import { Group, type GroupHost, type GroupOptions } from './group.js'
+import { type HttpProbe, PeerHealth, type PeerHealthSnapshot, createHttpProbe } from './health.js'
 import { DEFAULT_BASE_PATH } from './protocol.js'
 import { DEFAULT_VNODES, Ring } from './ring.js'
 import { createHandler, type Handler } from './server.js'
@@ -49,6 +50,10 @@ export interface PeerOptions {
    * in one request (README, "Protocol"); 1 turns batching off. Default 128.
    */
   maxBatchKeys?: number
+  /** How long a health probe (`GET {basePath}health`) may take, in ms. Default 1000. */
+  probeTimeoutMs?: number
+  /** Called when another peer's state changes (up, suspect, down): for logs and metrics. */
+  onPeerStateChange?: (peer: string, from: 'up' | 'suspect' | 'down', to: 'up' | 'suspect' | 'down', reason: string) => void
   /** Most requests under way at once when one operation fans out (replica copies, remove broadcasts). Default 16. */
   fanOut?: number
 }
@@ -72,6 +77,8 @@ export class Peer {
   readonly #client: PeerClient
   readonly #groups = new Map<string, Group<any>>()
   readonly #host: GroupHost
+  readonly #health: PeerHealth
+  readonly #probe: HttpProbe
   #ring: Ring
   #server: http.Server | undefined
   #closed = false
@@ -93,20 +100,35 @@ export class Peer {
       keepAliveTimeoutMs: positive('keepAliveTimeoutMs', options.keepAliveTimeoutMs ?? 4000),
       maxBatchKeys: positive('maxBatchKeys', options.maxBatchKeys ?? 128),
     })
+    const probeTimeoutMs = positive('probeTimeoutMs', options.probeTimeoutMs ?? 1000)
+    this.#probe = createHttpProbe({ basePath, self: this.self, timeoutMs: probeTimeoutMs })
+    this.#health = new PeerHealth({ probe: this.#probe.probe, probeTimeoutMs, onChange: options.onPeerStateChange })
     const peer = this
+    // A peer that is not up is skipped: its keys go to the next peer on the ring, their replica.
+    const skip = (p: string) => p !== peer.self && !peer.#health.isAvailable(p)
     this.#host = {
       self: this.self,
-      owners: (key, count) => peer.#ring.owners(key, count),
+      owners: (key, count) => peer.#ring.owners(key, count, skip),
       members: () => peer.#ring.peers,
       transport: this.#client,
       limit: pLimit(positive('fanOut', options.fanOut ?? 16)),
-      peerFailed: () => {},
-      peerAnswered: () => {},
+      peerFailed: (p, err) => {
+        if (err instanceof PeerUnavailableError) peer.#health.failure(p, err)
+      },
+      peerAnswered: (p) => peer.#health.success(p),
       get closed() {
         return peer.#closed
       },
     }
-    this.handler = createHandler({ basePath, group: (name) => this.#groups.get(name), closing: () => this.#closed })
+    this.handler = createHandler({
+      basePath,
+      group: (name) => this.#groups.get(name),
+      closing: () => this.#closed,
+      // A peer announcing a graceful leave is routed around at once (and probed until it is back).
+      left: (p) => {
+        if (p !== this.self && this.#ring.peers.includes(p)) this.#health.markDown(p)
+      },
+    })
   }
 
   /** The current members, sorted. */
@@ -134,8 +156,15 @@ export class Peer {
   /** Replaces the membership. Keys move only to or from the peers that joined or left (about 1/N each). */
   setPeers(peers: readonly string[]): void {
     if (this.#closed) throw new ClosedError()
+    const before = this.#ring.peers
     this.#ring = this.#buildRing(peers)
     this.#client.retain(this.#ring.peers)
+    for (const p of before) if (!this.#ring.peers.includes(p)) this.#health.forget(p)
+  }
+
+  /** What this process knows of each other peer's health: up, suspect or down, and why. */
+  health(): PeerHealthSnapshot[] {
+    return this.#health.snapshot()
   }
 
   /** Serves the peer protocol on its own HTTP server. Resolves with the bound address. */
@@ -157,10 +186,17 @@ export class Peer {
     return { port: addr.port, host: addr.address }
   }
 
-  /** Stops taking requests, lets those under way finish, and closes connections to peers. */
+  /**
+   * Leaves gracefully: tells the other peers (so they route around this one at once), stops
+   * taking requests, lets those under way finish, and closes connections to peers.
+   */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    const others = this.#ring.peers.filter((p) => p !== this.self)
+    await Promise.allSettled(others.map((p) => this.#host.limit(() => this.#client.leave(p))))
+    await this.#health.close()
+    await this.#probe.close()
     const server = this.#server
     this.#server = undefined
     if (server) {

@@ -25,6 +25,8 @@ export interface HandlerOptions {
   basePath: string
   group(name: string): ServedGroup | undefined
   closing(): boolean
+  /** A peer announced that it is leaving (POST {basePath}leave, from its x-peercache-from URL). */
+  left(peer: string): void
 }
 
 /** A node:http request listener; `next` (Express/Connect style) gets requests outside the base path. */
@@ -59,6 +61,13 @@ export function createHandler(options: HandlerOptions): Handler {
     const q = url.indexOf('?', basePath.length)
     const parts = url.slice(basePath.length, q === -1 ? undefined : q).split('/')
     if (parts.length === 1 && parts[0] === 'health') return health(req, res, options)
+    if (parts.length === 1 && parts[0] === 'leave' && req.method === 'POST') {
+      const from = req.headers[HEADER.from]
+      if (typeof from !== 'string') return fail(res, 'bad-request', `leave needs ${HEADER.from}`)
+      options.left(from)
+      res.statusCode = 204
+      return void res.end()
+    }
     if (parts.length === 1 && parts[0] === 'batch' && req.method === 'POST') {
       if (options.closing()) return fail(res, 'closing', 'this peer is shutting down')
       return void serveBatch(options, req, res)
