@@ -58,10 +58,17 @@ export class ByteCache<T = unknown> {
     return this.#lru?.get(key)
   }
 
-  /** Stores `entry`; false (and nothing stored) when it is already expired or larger than the cache. */
+  /**
+   * Stores `entry`; false when it is already expired or larger than the cache. Then any value held
+   * for `key` is dropped too: it is older than `entry`, and must not be served in its place.
+   */
   set(key: string, entry: Entry<T>): boolean {
     const lru = this.#lru
-    if (lru === undefined || entrySize(key, entry.bytes) > this.maxBytes) return false
+    if (lru === undefined) return false
+    if (entrySize(key, entry.bytes) > this.maxBytes) {
+      lru.delete(key)
+      return false
+    }
     if (entry.expiresAt === 0) {
       lru.set(key, entry)
       return true
