@@ -1,5 +1,6 @@
 // Codecs turn a group's typed values into bytes and back. Storage and the wire always hold bytes;
 // a codec only changes what `load` returns, what `set` takes and what `get` gives back.
+import { InvalidOptionError } from './errors.js'
 
 /** Turns values of type T into bytes and back. `decode` gets bytes that `encode` made (maybe elsewhere). */
 export interface Codec<T> {
@@ -39,8 +40,9 @@ export function resolveCodec<T>(codec: CodecName | Codec<T> | undefined): Codec<
   if (codec === undefined || codec === 'bytes') return bytesCodec as unknown as Codec<T>
   if (codec === 'string') return stringCodec as unknown as Codec<T>
   if (codec === 'json') return jsonCodec as Codec<T>
-  if (typeof codec === 'object' && typeof codec.encode === 'function' && typeof codec.decode === 'function') return codec
-  throw new TypeError(`unknown codec ${JSON.stringify(codec)}: use 'bytes', 'string', 'json' or { encode, decode }`)
+  if (codec !== null && typeof codec === 'object' && typeof codec.encode === 'function' && typeof codec.decode === 'function') return codec
+  // A bad codec is a bad group option: the same error as every other one (still a TypeError).
+  throw new InvalidOptionError('codec', `unknown codec ${JSON.stringify(codec)}: use 'bytes', 'string', 'json' or { encode, decode }`)
 }
 
 /**
