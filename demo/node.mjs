@@ -1,0 +1,149 @@
+#!/usr/bin/env node
+// One application process of the demo: a small HTTP app (`GET /users/:id`) with a peercache Peer
+// embedded. One port serves the app, the peer protocol (/_peercache/...) and the app's /stats.
+// Run by hand to assemble a cluster across terminals:
+//   node demo/node.mjs --port 7001 --peers http://127.0.0.1:7001,http://127.0.0.1:7002
+//   node demo/node.mjs --port 7002 --peers http://127.0.0.1:7001,http://127.0.0.1:7002
+import http from 'node:http'
+import { parseArgs } from 'node:util'
+import { Peer } from '../dist/index.js'
+import { ORIGIN_MAX_MS, ORIGIN_MIN_MS, createOrigin } from './origin.mjs'
+
+const HELP = `Usage: node demo/node.mjs [options]
+
+One demo app node: GET /users/:id answers a user record through peercache (group "users"),
+loading it from a simulated slow store (${ORIGIN_MIN_MS}-${ORIGIN_MAX_MS} ms per load) on a miss.
+The same port serves the peer protocol (/_peercache/...) and GET /stats (JSON counters).
+
+Options:
+  --port N        port to listen on (default 7001)
+  --host ADDR     address to bind (default 127.0.0.1)
+  --self URL      this node's URL as the other peers reach it (default http://HOST:PORT)
+  --peers URLS    comma-separated URLs of every node, this one included (default: only --self);
+                  give every node the same list
+  --id NAME       name shown in logs and /stats (default node-PORT)
+  --cache-mb N    peercache byte budget of the "users" group in MiB (default 64)
+  --help          show this text
+
+Example, two nodes in two terminals:
+  node demo/node.mjs --port 7001 --peers http://127.0.0.1:7001,http://127.0.0.1:7002
+  node demo/node.mjs --port 7002 --peers http://127.0.0.1:7001,http://127.0.0.1:7002
+  curl http://127.0.0.1:7002/users/42 ; curl http://127.0.0.1:7002/stats
+`
+
+const USER_ID = /^\/users\/([1-9][0-9]{0,8})$/
+
+function parseOptions(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string', default: '7001' },
+      host: { type: 'string', default: '127.0.0.1' },
+      self: { type: 'string' },
+      peers: { type: 'string' },
+      id: { type: 'string' },
+      'cache-mb': { type: 'string', default: '64' },
+      help: { type: 'boolean', default: false },
+    },
+  })
+  const port = Number(values.port)
+  const cacheMb = Number(values['cache-mb'])
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port: expected 1-65535, got ${values.port}`)
+  if (!(cacheMb > 0)) throw new Error(`--cache-mb: expected a positive number, got ${values['cache-mb']}`)
+  const self = values.self ?? `http://${values.host}:${port}`
+  const peers = values.peers ? values.peers.split(',').map((p) => p.trim()).filter(Boolean) : [self]
+  return { help: values.help, port, host: values.host, self, peers, id: values.id ?? `node-${port}`, maxBytes: Math.round(cacheMb * 1024 * 1024) }
+}
+
+/** Starts the app; resolves once it listens. */
+async function startNode(options) {
+  const origin = createOrigin()
+  const peer = new Peer({ self: options.self, peers: options.peers })
+  const users = peer.group('users', { maxBytes: options.maxBytes, codec: 'string', load: (id, ctx) => origin.load(id, ctx.signal) })
+  const counts = { requests: 0, errors: 0 }
+
+  async function getUser(id, res) {
+    counts.requests++
+    try {
+      const body = await users.get(id)
+      send(res, 200, body)
+    } catch (err) {
+      counts.errors++
+      send(res, 500, JSON.stringify({ error: err?.code ?? 'error', message: err?.message ?? String(err) }))
+    }
+  }
+
+  function stats() {
+    return { id: options.id, url: peer.self, pid: process.pid, uptimeMs: Math.round(process.uptime() * 1000), ...counts, originLoads: origin.loads, group: users.stats() }
+  }
+
+  function send(res, status, body) {
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-served-by': options.id })
+    res.end(body)
+  }
+
+  const server = http.createServer((req, res) => {
+    const url = req.url ?? '/'
+    if (url.startsWith('/_peercache/')) return peer.handler(req, res)
+    if (req.method !== 'GET') return send(res, 405, JSON.stringify({ error: 'method', message: 'only GET' }))
+    const match = USER_ID.exec(url)
+    if (match) return void getUser(match[1], res)
+    if (url === '/stats') return send(res, 200, JSON.stringify(stats()))
+    send(res, 404, JSON.stringify({ error: 'not-found', message: 'try GET /users/:id or GET /stats' }))
+  })
+  // Longer than the keep-alive of peercache's client and the load balancer (4 s), so neither reuses a closing socket.
+  server.keepAliveTimeout = 10_000
+  await new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port, options.host, resolve)
+  })
+
+  async function close() {
+    const closed = new Promise((resolve) => server.close(resolve))
+    server.closeIdleConnections()
+    // Requests under way get a second to finish; then their connections go too.
+    const force = setTimeout(() => server.closeAllConnections(), 1000)
+    await Promise.all([closed, peer.close()])
+    clearTimeout(force)
+  }
+  return { close }
+}
+
+async function main() {
+  let options
+  try {
+    options = parseOptions(process.argv.slice(2))
+  } catch (err) {
+    console.error(`${err.message}\n\n${HELP}`)
+    process.exit(2)
+  }
+  if (options.help) return void process.stdout.write(HELP)
+  const node = await startNode(options)
+  console.log(`${options.id} (pid ${process.pid}) serving http://${options.host}:${options.port}/users/:id as ${options.self}; peers: ${options.peers.join(', ')}`)
+
+  let stopping = false
+  const stop = async (why) => {
+    if (stopping) return
+    stopping = true
+    console.log(`${options.id}: ${why}, closing`)
+    const hardExit = setTimeout(() => process.exit(1), 5000)
+    await node.close()
+    clearTimeout(hardExit)
+    process.exit(0)
+  }
+  process.on('SIGTERM', () => void stop('SIGTERM'))
+  if (process.send) {
+    // Started by demo/cluster.mjs: it owns our lifetime (Ctrl-C goes to it, and it stops us),
+    // and if it dies the IPC channel closes, so we never outlive it.
+    process.on('SIGINT', () => {})
+    process.on('disconnect', () => void stop('the cluster process is gone'))
+    process.send({ type: 'ready', pid: process.pid })
+  } else {
+    process.on('SIGINT', () => void stop('SIGINT'))
+  }
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})

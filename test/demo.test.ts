@@ -1,0 +1,134 @@
+// The demo, run as a user runs it: real processes on 127.0.0.1, its --json line read back.
+import t, { type Test } from 'tap'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+// @ts-expect-error plain JS module of the demo, no types
+import { freePorts } from '../demo/nodes.mjs'
+// @ts-expect-error plain JS module of the demo, no types
+import { userRecord } from '../demo/origin.mjs'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+/** Longest a demo process may run here before the test gives up on it (it did hang), in ms. */
+const HANG_MS = 60_000
+
+interface NodeResult {
+  id: string
+  starts: number
+  requests: number
+  mainHits: number
+  hotHits: number
+  peerFetches: number
+  originLoads: number
+  p50Ms: number | null
+  p99Ms: number | null
+}
+
+interface DemoResult {
+  requests: number
+  answered: number
+  failed: number
+  failures: string[]
+  originLoads: { before: number; during: number; after: number; total: number }
+  nodes: NodeResult[]
+  chaos: { killed: string | null; restarted: string | null }
+}
+
+const children = new Set<ChildProcess>()
+t.teardown(() => {
+  for (const c of children) c.kill('SIGKILL')
+})
+
+/** Runs a demo script to its end; resolves with its exit code and output. */
+function run(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'demo', script), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    children.add(child)
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`${script} ${args.join(' ')} still running after ${HANG_MS} ms\n${stderr}`))
+    }, HANG_MS)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      children.delete(child)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+async function runDemo(t: Test, args: string[]): Promise<DemoResult> {
+  const { code, stdout, stderr } = await run('cluster.mjs', [...args, '--json'])
+  const last = stdout.trim().split('\n').at(-1) ?? ''
+  t.equal(code, 0, 'the demo exits with 0', { stderr: stderr.slice(-4000) })
+  return JSON.parse(last) as DemoResult
+}
+
+function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0)
+}
+
+t.test('3 nodes under load, one SIGKILLed and restarted: no request fails, the origin is spared', async (t) => {
+  const r = await runDemo(t, ['--nodes', '3', '--duration', '8'])
+  t.equal(r.failed, 0, 'no request failed', { failures: r.failures })
+  t.equal(r.answered, r.requests, 'every request got the right record')
+  t.ok(r.requests >= 1000, `a real load was sent (${r.requests} requests)`)
+  t.ok(r.originLoads.total > 0, 'the origin was used')
+  t.ok(r.requests >= 3 * r.originLoads.total, `requests (${r.requests}) >= 3 x origin loads (${r.originLoads.total})`)
+  const o = r.originLoads
+  t.equal(o.before + o.during + o.after, o.total, 'before + during + after = total origin loads')
+  t.ok(o.before > 0 && o.after >= 0 && o.during >= 0, 'every phase counted')
+  t.equal(r.nodes.length, 3)
+  for (const n of r.nodes) t.ok(n.requests > 0, `${n.id} served ${n.requests} requests`)
+  t.equal(sum(r.nodes.map((n) => n.requests)), r.answered, 'the nodes served every answered request')
+  t.equal(sum(r.nodes.map((n) => n.originLoads)), o.total, 'the nodes made every origin load')
+  t.equal(r.chaos.killed, 'n2', 'n2 was killed')
+  t.equal(r.chaos.restarted, 'n2', 'n2 was restarted')
+  t.equal(r.nodes.find((n) => n.id === 'n2')?.starts, 2, 'n2 ran as two processes')
+  t.ok(sum(r.nodes.map((n) => n.peerFetches)) > 0, 'nodes fetched values from their owners')
+  // Running the demo leaves the working tree clean: the node logs are ignored by git.
+  t.doesNotThrow(() => execFileSync('git', ['check-ignore', '-q', 'demo/logs/n1.log'], { cwd: ROOT }), 'demo/logs/ is git-ignored')
+})
+
+t.test('--no-chaos: nobody is killed, every origin load comes "before"', async (t) => {
+  const r = await runDemo(t, ['--nodes', '2', '--duration', '3', '--no-chaos', '--no-view'])
+  t.equal(r.failed, 0)
+  t.same(r.chaos, { ...r.chaos, killed: null, restarted: null })
+  t.equal(r.originLoads.before, r.originLoads.total)
+  t.equal(r.originLoads.during + r.originLoads.after, 0)
+  for (const n of r.nodes) t.equal(n.starts, 1, `${n.id} ran as one process`)
+})
+
+t.test('a node started by hand, as the README shows, serves users and shares loads with its peer', async (t) => {
+  const ports: number[] = await freePorts(2)
+  const peers = ports.map((p) => `http://127.0.0.1:${p}`).join(',')
+  const nodes = ports.map((port) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'demo', 'node.mjs'), '--port', String(port), '--peers', peers], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+    children.add(child)
+    return child
+  })
+  t.teardown(() => nodes.forEach((c) => c.kill('SIGTERM')))
+  // Each prints one line once it listens.
+  await Promise.all(nodes.map((c) => new Promise((resolve) => c.stdout?.once('data', resolve))))
+  const [a, b] = ports.map((p) => `http://127.0.0.1:${p}`) as [string, string]
+  for (const url of [a, b, a, b]) {
+    const res = await fetch(`${url}/users/42`)
+    t.equal(res.status, 200)
+    t.equal(await res.text(), userRecord(42), `${url} answers the record of user 42`)
+  }
+  const stats = await Promise.all([a, b].map(async (url) => (await fetch(`${url}/stats`)).json() as Promise<{ requests: number; originLoads: number }>))
+  t.same(stats.map((s) => s.requests), [2, 2], 'each node served its two requests')
+  t.equal(stats[0]!.originLoads + stats[1]!.originLoads, 1, 'one origin load for four requests on two nodes')
+  const help = await run('node.mjs', ['--help'])
+  t.equal(help.code, 0)
+  t.match(help.stdout, /--peers URLS/, 'node.mjs --help documents its options')
+})
+
+t.test('--help documents the options and exits 0', async (t) => {
+  const { code, stdout } = await run('cluster.mjs', ['--help'])
+  t.equal(code, 0)
+  for (const option of ['--nodes', '--duration', '--no-chaos', '--json', '--users', '--zipf']) t.match(stdout, option)
+})
