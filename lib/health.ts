@@ -84,6 +84,7 @@ interface Tracked extends Omit<PeerHealthSnapshot, 'probing'> {
   deciding: boolean
   /** A probe is wanted but another of the same peer is still running: it starts when that one settles. */
   queued: boolean
+  lastFailure: unknown
 }
 
 interface Running {
@@ -138,11 +139,15 @@ export class PeerHealth {
 
   /**
    * A request to `peer` got no answer: a connection error, a reset, a timeout. Not for an HTTP
-   * answer (that proves the peer alive: call `success`) nor for a caller's own abort.
+   * answer (that proves the peer alive: call `success`) nor for a caller's own abort. Calls with
+   * the same `err` object count as one failure.
    */
   failure(peer: string, err?: unknown): void {
     if (this.#closed) return
     const p = this.#track(peer)
+    // One failed request reported by each of its waiters (a batch of keys) counts once.
+    if (err !== undefined && err === p.lastFailure) return
+    p.lastFailure = err
     p.lastError = describe(err)
     // Requests sent before it went down are still failing: the probes decide from here.
     if (p.state === 'down') return
@@ -237,7 +242,7 @@ export class PeerHealth {
   #track(peer: string): Tracked {
     let p = this.#peers.get(peer)
     if (p === undefined) {
-      p = { peer, state: 'up', since: this.#now(), failures: 0, level: 0, cooldownMs: 0, nextProbeAt: undefined, timer: undefined, deciding: false, queued: false, downs: 0, probes: 0, failedProbes: 0, lastError: undefined }
+      p = { peer, state: 'up', since: this.#now(), failures: 0, level: 0, cooldownMs: 0, nextProbeAt: undefined, timer: undefined, deciding: false, queued: false, lastFailure: undefined, downs: 0, probes: 0, failedProbes: 0, lastError: undefined }
       this.#peers.set(peer, p)
     }
     return p

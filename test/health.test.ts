@@ -89,6 +89,17 @@ t.test('an answer clears the record: failures must be in a row', async (t) => {
   t.same(health.snapshot().map((s) => s.peer), [A], 'success() of a healthy peer records nothing')
 })
 
+t.test('one failed request reported by each of its waiters counts once', async (t) => {
+  const p = scriptedProbe()
+  const { health } = makeHealth(t, { probe: p.probe })
+  const batchFailed = new Error('ECONNRESET')
+  for (let key = 0; key < 50; key++) health.failure(A, batchFailed) // fifty gets shared one request
+  t.equal(health.state(A), 'suspect', 'suspect, not down: the probe still decides')
+  t.equal(snap(health, A)!.failures, 1)
+  health.failure(A, new Error('ECONNRESET'))
+  t.equal(health.state(A), 'down', 'a second request failing is a second failure')
+})
+
 t.test('the confirmation probe decides a suspicion', async (t) => {
   const answers = new Map([[A, false], [B, true]])
   const { health, changes } = makeHealth(t, { probe: async (peer) => answers.get(peer)!, cooldownMs: 5_000 })
