@@ -1,0 +1,251 @@
+// Freshness across a real cluster (in-process peers on loopback HTTP): absolute expiry decided by
+// the owner and shared by every copy, set and remove seen from every peer, no resurrection of a
+// value loaded before a remove or set, and peers that cannot be reached named instead of waited for.
+// Roles per key: the owner, its replica (next on the ring), and the others (hot copies).
+import t, { type Test } from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { InvalidKeyError, InvalidOptionError, InvalidValueError, type Group } from '../lib/index.js'
+import { Ring } from '../lib/ring.js'
+import { eventually, loaded, pastTime, startGroupCluster, type GroupCluster } from './helpers/inproc.js'
+import { freePort } from './helpers/net.js'
+import { findKey } from './helpers/peers.js'
+
+const TTL_MS = 300
+
+/** `key` from every peer at once. */
+const fromEveryPeer = (groups: Group<string>[], key: string) => Promise.all(groups.map((g) => g.get(key)))
+const times = <T>(n: number, value: T) => Array.from({ length: n }, () => value)
+
+/** Gets `key` from every peer (one at a time, so that all copies exist) and checks they agree. */
+async function warm(t: Test, c: GroupCluster, key: string, expected: string): Promise<void> {
+  for (const g of c.groups) t.equal(await g.get(key), expected, 'warm')
+}
+
+t.test('group ttlMs: a hot copy expires at the owner\'s absolute time; one reload serves owner and asker', async (t) => {
+  const c = await startGroupCluster(t, 3, { ttlMs: TTL_MS })
+  // Reloaded values live long, so that a slow machine cannot expire them again mid-test.
+  const first = c.origin.value
+  c.origin.value = (key, call) => {
+    const value = first(key, call)
+    if (value !== loaded(key, 1)) call.ctx.ttlMs = 60_000
+    return value
+  }
+  const key = c.keyOf(0, 1)
+  const [owner, replica, asker] = [c.groups[0]!, c.groups[1]!, c.groups[2]!]
+  t.equal(await owner.get(key), loaded(key, 1))
+  const deadline = Date.now() + TTL_MS // the owner's expiry is at most this: its load ended before now
+  t.equal(c.origin.calls[0]!.ctx.ttlMs, TTL_MS, 'the loader saw the group\'s ttlMs in ctx.ttlMs')
+
+  // The asker copies the value a third of the TTL later: a copy that counted its own TTL from
+  // arrival would outlive the owner's entry by that much.
+  await sleep(TTL_MS / 3)
+  t.equal(await asker.get(key), loaded(key, 1), 'the asker copied the value before it expired (else this machine is too slow for the test)')
+  t.equal(asker.stats().hot.items, 1, 'as a hot copy')
+  await eventually(() => replica.stats().replicaWrites === 1, 'the replica has its copy')
+
+  await pastTime(deadline)
+  t.equal(await asker.get(key), loaded(key, 2), 'past the owner\'s expiry the asker\'s copy is gone: reloaded at the owner')
+  t.equal(await owner.get(key), loaded(key, 2), 'the owner serves the reload')
+  t.equal(await replica.get(key), loaded(key, 2), 'so does the replica')
+  t.equal(c.origin.count(), 2, 'exactly one reload in the cluster')
+  t.equal(owner.stats().main.expirations, 1, 'the owner counted the expiry')
+  t.equal(replica.stats().main.expirations, 1, 'the replica counted the expiry')
+  t.equal(asker.stats().hot.expirations, 1, 'the asker counted the expiry of its hot copy')
+})
+
+// Per key, from the loader: a TTL of its own, 0 (never), or the group's, untouched.
+const loaderTtlCases = [
+  { name: 'no group ttlMs: the loader gives one key a ttl', groupTtl: undefined, setByLoader: { short: TTL_MS } as Record<string, number>, untouched: 'plain', expiring: 'short' },
+  { name: 'group ttlMs: the loader lengthens one key, makes one never expire, leaves one', groupTtl: TTL_MS, setByLoader: { long: 60_000, never: 0 } as Record<string, number>, untouched: 'inherits', expiring: 'inherits' },
+]
+for (const tc of loaderTtlCases) {
+  t.test(`per-key ttl from the loader (ctx.ttlMs): ${tc.name}`, async (t) => {
+    const c = await startGroupCluster(t, 3, tc.groupTtl === undefined ? {} : { ttlMs: tc.groupTtl })
+    const first = c.origin.value
+    c.origin.value = (key, call) => {
+      t.equal(call.ctx.ttlMs, tc.groupTtl, `ctx.ttlMs starts as the group's ttlMs (${key})`)
+      const value = first(key, call)
+      if (value === loaded(key, 1) && Object.hasOwn(tc.setByLoader, key)) call.ctx.ttlMs = tc.setByLoader[key]
+      return value
+    }
+    const keys = [...new Set([...Object.keys(tc.setByLoader), tc.untouched, tc.expiring])]
+    // Each key from a peer that is neither its owner nor its replica: the copy there is a hot copy.
+    const asker = (key: string) => c.groups[c.roles(key).others[0]!]!
+    for (const key of keys) t.equal(await asker(key).get(key), loaded(key, 1))
+    const deadline = Date.now() + TTL_MS
+    await pastTime(deadline)
+    for (const key of keys) {
+      const expected = key === tc.expiring ? loaded(key, 2) : loaded(key, 1)
+      t.same(await fromEveryPeer(c.groups, key), times(3, expected), `${key}: ${key === tc.expiring ? 'expired and reloaded once' : 'still cached'} on every peer`)
+      t.equal(c.origin.count(key), key === tc.expiring ? 2 : 1, `${key}: origin loads`)
+    }
+  })
+}
+
+t.test('set from a non-owner, the owner and the replica: every peer returns the new value, no origin load', async (t) => {
+  const c = await startGroupCluster(t, 3)
+  const key = c.keyOf(0, 1)
+  await warm(t, c, key, loaded(key, 1))
+  for (const [role, setter] of [['a non-owner', 2], ['the owner', 0], ['the replica', 1]] as const) {
+    const result = await c.groups[setter]!.set(key, `set by ${role}`)
+    t.equal(result.owner, c.urls[0], `set by ${role}: stored at the owner`)
+    t.same(result.unreachable, [], 'every peer was reached')
+    t.equal(result.expiresAt, 0, 'no ttl: never expires')
+    t.same(await fromEveryPeer(c.groups, key), times(3, `set by ${role}`), `set by ${role}: seen by every peer`)
+    t.same(await fromEveryPeer(c.groups, key), times(3, `set by ${role}`), 'and again (from the copies it left)')
+  }
+  t.equal(c.origin.count(), 1, 'only the first value came from the origin')
+  t.same(c.groups.map((g) => g.stats().sets), [1, 1, 1], 'stats: one set per caller')
+  t.equal(c.groups[2]!.stats().hot.items, 1, 'the non-owner holds a hot copy of the set value')
+})
+
+t.test('set with ttlMs: every copy expires at the owner\'s time, then one origin load', async (t) => {
+  const c = await startGroupCluster(t, 3)
+  const key = c.keyOf(0, 1)
+  await warm(t, c, key, loaded(key, 1))
+  const before = Date.now()
+  const result = await c.groups[2]!.set(key, 'short-lived', { ttlMs: TTL_MS })
+  t.ok(result.expiresAt >= before + TTL_MS && result.expiresAt <= Date.now() + TTL_MS, 'expiresAt: the owner\'s clock when it stored the value, plus the ttl')
+  t.same(await fromEveryPeer(c.groups, key), times(3, 'short-lived'), 'seen everywhere before expiry')
+  await pastTime(result.expiresAt)
+  t.same(await fromEveryPeer(c.groups, key), times(3, loaded(key, 2)), 'after expiry every peer gets a fresh load')
+  t.equal(c.origin.count(), 2, 'one origin load for the whole cluster')
+})
+
+t.test('set without ttlMs takes the group\'s ttlMs; ttlMs: 0 never expires', async (t) => {
+  const c = await startGroupCluster(t, 3, { ttlMs: TTL_MS })
+  const before = Date.now()
+  const byDefault = await c.groups[2]!.set('a', 'default ttl')
+  t.ok(byDefault.expiresAt >= before + TTL_MS && byDefault.expiresAt <= Date.now() + TTL_MS, 'the group\'s ttlMs, counted by the owner')
+  t.equal((await c.groups[2]!.set('b', 'forever', { ttlMs: 0 })).expiresAt, 0)
+  await t.rejects(c.groups[2]!.set('c', 'x', { ttlMs: -1 }), InvalidOptionError, 'a negative ttl is refused')
+})
+
+t.test('remove from a non-owner, the owner and the replica: every peer then reloads, once for the cluster', async (t) => {
+  const c = await startGroupCluster(t, 3)
+  const key = c.keyOf(0, 1)
+  let loads = 0
+  for (const [role, remover] of [['a non-owner', 2], ['the owner', 0], ['the replica', 1]] as const) {
+    await warm(t, c, key, loaded(key, ++loads))
+    const result = await c.groups[remover]!.remove(key)
+    t.same([...result.acknowledged].sort(), [...c.urls].sort(), `remove by ${role}: every peer acknowledged`)
+    t.same(result.unreachable, [])
+    t.same(await fromEveryPeer(c.groups, key), times(3, loaded(key, loads + 1)), `remove by ${role}: every peer gets a fresh load`)
+    t.equal(c.origin.count(), loads + 1, 'one origin load for the whole cluster')
+  }
+  t.same(c.groups.map((g) => g.stats().removes), [1, 1, 1], 'stats: one remove per caller')
+})
+
+/**
+ * A slow load at the owner (peer 0) with two peers waiting on it: the replica (peer 1) and a
+ * non-owner (peer 2). `write` runs on peer 3 while the load is held; `releaseWhen` decides when
+ * the load may finish. Returns what the waiters got.
+ */
+async function midLoad(c: GroupCluster, key: string, write: () => Promise<unknown>, releaseWhen: 'write resolved' | 'owner dropped the flight'): Promise<string[]> {
+  c.origin.hold()
+  const waiting = [c.groups[1]!.get(key), c.groups[2]!.get(key)]
+  await c.origin.started(1)
+  await eventually(() => c.groups[0]!.stats().dedupedLoads === 1, 'both waiters joined the owner\'s load')
+  const written = write()
+  if (releaseWhen === 'owner dropped the flight') await eventually(() => c.groups[0]!.stats().inFlight === 0, 'the owner detached the load')
+  else await written
+  c.origin.release()
+  await written
+  return Promise.all(waiting)
+}
+
+for (const releaseWhen of ['write resolved', 'owner dropped the flight'] as const) {
+  t.test(`remove during a slow load (released when the ${releaseWhen}): nobody returns the old value afterwards`, async (t) => {
+    const c = await startGroupCluster(t, 4)
+    const key = c.keyOf(0, 1)
+    const waited = await midLoad(c, key, () => c.groups[3]!.remove(key), releaseWhen)
+    t.same(waited, [loaded(key, 1), loaded(key, 1)], 'the waiters get the value they asked for')
+    t.same(await fromEveryPeer(c.groups, key), times(4, loaded(key, 2)), 'after the remove every peer gets a fresh load')
+    t.same(await fromEveryPeer(c.groups, key), times(4, loaded(key, 2)), 'and keeps it: the late load was cached nowhere')
+    t.equal(c.origin.count(), 2, 'one new origin load')
+  })
+}
+
+// Bug (lib/group.ts, #originLoad): a load takes its version when it ends, so a load that began
+// before a set ends with a newer version than the set's; the replica (whose fetch the set does not
+// detach) keeps the late result, and refuses the set's copy (see report).
+const LATE_LOAD_BUG = 'a load started before a set gets a newer version than the set (group.ts #originLoad)'
+
+t.test('set during a slow load: the late load result overwrites the set value nowhere', async (t) => {
+  const c = await startGroupCluster(t, 4)
+  const key = c.keyOf(0, 1)
+  const waited = await midLoad(c, key, () => c.groups[3]!.set(key, 'set value'), 'write resolved')
+  t.same(waited, [loaded(key, 1), loaded(key, 1)], 'the waiters get the value they asked for')
+  const seen = await fromEveryPeer(c.groups, key)
+  for (const [i, value] of seen.entries()) t.equal(value, 'set value', `peer ${i} returns the set value`, i === 1 ? { todo: LATE_LOAD_BUG } : {})
+  t.equal(c.origin.count(), 1, 'no origin load after the set')
+})
+
+t.test('remove with a peer down resolves and names it', async (t) => {
+  t.test('a closed peer', async (t) => {
+    const c = await startGroupCluster(t, 3)
+    const key = c.keyOf(0, 1)
+    await warm(t, c, key, loaded(key, 1))
+    await c.peers[2]!.close()
+    const result = await c.groups[1]!.remove(key)
+    t.same(result.unreachable, [c.urls[2]], 'the closed peer is named')
+    t.same([...result.acknowledged].sort(), [c.urls[0], c.urls[1]].sort())
+    t.same(await fromEveryPeer(c.groups.slice(0, 2), key), times(2, loaded(key, 2)), 'the live peers reload')
+  })
+  t.test('a URL where nothing listens, owning the key', async (t) => {
+    const c = await startGroupCluster(t, 3)
+    const dead = `http://127.0.0.1:${await freePort()}`
+    const members = [...c.urls, dead]
+    for (const p of c.peers) p.setPeers(members)
+    const ring = new Ring(members)
+    const key = findKey((k) => ring.owner(k) === dead)
+    await warm(t, c, key, loaded(key, 1))
+    const result = await c.groups[0]!.remove(key)
+    t.same(result.unreachable, [dead], 'the dead URL is named')
+    t.same([...result.acknowledged].sort(), [...c.urls].sort(), 'every live peer acknowledged')
+    t.same(await fromEveryPeer(c.groups, key), times(3, loaded(key, 2)), 'the live peers reload')
+  })
+})
+
+t.test('set when the owner is unreachable goes to its replica', async (t) => {
+  t.test('the owner closed', async (t) => {
+    const c = await startGroupCluster(t, 3)
+    const key = c.keyOf(0, 1)
+    await warm(t, c, key, loaded(key, 1))
+    await c.peers[0]!.close()
+    const result = await c.groups[2]!.set(key, 'new')
+    t.equal(result.owner, c.urls[1], 'stored by the replica')
+    t.same(await fromEveryPeer(c.groups.slice(1), key), times(2, 'new'), 'the live peers return the new value')
+    t.equal(c.origin.count(), 1, 'no origin load')
+  })
+  t.test('the owner is a URL where nothing listens', async (t) => {
+    const c = await startGroupCluster(t, 3)
+    const dead = `http://127.0.0.1:${await freePort()}`
+    const members = [...c.urls, dead]
+    for (const p of c.peers) p.setPeers(members)
+    const ring = new Ring(members)
+    const key = findKey((k) => ring.owner(k) === dead)
+    const replica = c.urls.indexOf(ring.owners(key, 2)[1]!)
+    const setter = c.groups[(replica + 1) % 3]!
+    const result = await setter.set(key, 'new')
+    t.equal(result.owner, c.urls[replica], 'stored by the replica')
+    t.same(await fromEveryPeer(c.groups, key), times(3, 'new'), 'every live peer returns the new value')
+    t.equal(c.origin.count(), 0, 'no origin load')
+  })
+})
+
+t.test('set and remove with bad input throw and change nothing', async (t) => {
+  const c = await startGroupCluster(t, 3)
+  const groups = c.group<Buffer>('bytes', () => ({ maxBytes: 1 << 20, hotThreshold: 1, load: async (key: string) => Buffer.from(`old ${key}`) }))
+  const key = c.keyOf(0, 1)
+  const old = () => Promise.all(groups.map(async (g) => String(await g.get(key))))
+  t.same(await old(), times(3, `old ${key}`))
+  for (const g of groups) {
+    await t.rejects(g.set('', Buffer.from('x')), InvalidKeyError, 'set of an empty key')
+    await t.rejects(g.remove(''), InvalidKeyError, 'remove of an empty key')
+    const err = await g.set(key, 'not bytes' as unknown as Buffer).catch((e: unknown) => e)
+    t.type(err, InvalidValueError, 'a string given to a bytes group\'s set')
+    t.match(err, { group: 'bytes', key }, 'the error names the group and the key')
+  }
+  t.same(await old(), times(3, `old ${key}`), 'every peer still returns the old value')
+})
