@@ -14,11 +14,19 @@ export interface TestPeers {
   group<T>(name: string, options: (i: number) => GroupOptions<T>): Group<T>[]
 }
 
-/** Starts `n` peers that know each other, each listening on 127.0.0.1; all are closed at teardown. */
-export async function startPeers(t: Teardown, n: number, options: Omit<PeerOptions, 'self' | 'peers'> = {}): Promise<TestPeers> {
+/**
+ * Starts `n` peers that know each other, each listening on 127.0.0.1; all are closed at teardown.
+ * `listFor(i, urls)` gives peer i its peer list (default: `urls`), e.g. in another order.
+ */
+export async function startPeers(
+  t: Teardown,
+  n: number,
+  options: Omit<PeerOptions, 'self' | 'peers'> = {},
+  listFor: (i: number, urls: string[]) => string[] = (_i, urls) => urls,
+): Promise<TestPeers> {
   const ports = await Promise.all(Array.from({ length: n }, () => freePort()))
   const urls = ports.map((p) => `http://127.0.0.1:${p}`)
-  const peers = urls.map((self) => new Peer({ ...options, self, peers: urls }))
+  const peers = urls.map((self, i) => new Peer({ ...options, self, peers: listFor(i, urls) }))
   t.teardown(() => Promise.all(peers.map((p) => p.close())))
   await Promise.all(peers.map((p, i) => p.listen({ port: ports[i], host: '127.0.0.1' })))
   const ring = new Ring(urls, options.vnodes)
