@@ -181,6 +181,15 @@ t.test('set during a slow load: the late load result overwrites the set value no
   t.equal(c.origin.count(), 1, 'no origin load after the set')
 })
 
+/** Adds a member where nothing listens (no process, so it never said it left) and a key it owns. */
+async function addDeadOwner(c: GroupCluster): Promise<{ dead: string; ring: Ring; key: string }> {
+  const dead = `http://127.0.0.1:${await freePort()}`
+  const members = [...c.urls, dead]
+  for (const p of c.peers) p.setPeers(members)
+  const ring = new Ring(members)
+  return { dead, ring, key: findKey((k) => ring.owner(k) === dead) }
+}
+
 t.test('remove with a peer down resolves and names it', async (t) => {
   t.test('a closed peer', async (t) => {
     const c = await startGroupCluster(t, 3)
@@ -194,11 +203,7 @@ t.test('remove with a peer down resolves and names it', async (t) => {
   })
   t.test('a URL where nothing listens, owning the key', async (t) => {
     const c = await startGroupCluster(t, 3)
-    const dead = `http://127.0.0.1:${await freePort()}`
-    const members = [...c.urls, dead]
-    for (const p of c.peers) p.setPeers(members)
-    const ring = new Ring(members)
-    const key = findKey((k) => ring.owner(k) === dead)
+    const { dead, key } = await addDeadOwner(c)
     await warm(t, c, key, loaded(key, 1))
     const result = await c.groups[0]!.remove(key)
     t.same(result.unreachable, [dead], 'the dead URL is named')
@@ -220,11 +225,7 @@ t.test('set when the owner is unreachable goes to its replica', async (t) => {
   })
   t.test('the owner is a URL where nothing listens', async (t) => {
     const c = await startGroupCluster(t, 3)
-    const dead = `http://127.0.0.1:${await freePort()}`
-    const members = [...c.urls, dead]
-    for (const p of c.peers) p.setPeers(members)
-    const ring = new Ring(members)
-    const key = findKey((k) => ring.owner(k) === dead)
+    const { ring, key } = await addDeadOwner(c)
     const replica = c.urls.indexOf(ring.owners(key, 2)[1]!)
     const setter = c.groups[(replica + 1) % 3]!
     const result = await setter.set(key, 'new')
