@@ -6,6 +6,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Peer, type Group, type GroupOptions } from '../lib/index.js'
 import { Ring } from '../lib/ring.js'
+import { settledWithin } from './helpers/bound.js'
 import { TRICKY_KEYS } from './helpers/keys.js'
 import { freePort, hungPeer } from './helpers/net.js'
 import { Origin } from './helpers/origin.js'
@@ -47,21 +48,10 @@ async function askerOf(t: Tap.Test, other: string): Promise<{ g: Group; key: str
   return { g, key: findKey((k) => ring.owner(k) === other, numberedKeys('remote-')), origin }
 }
 
-/** Runs `get`, resolving with its value, or 'hung' if it has not settled within BOUND_MS. */
-async function settled<T>(get: Promise<T>): Promise<T | 'hung'> {
-  let timer: NodeJS.Timeout | undefined
-  const hang = new Promise<'hung'>((resolve) => (timer = setTimeout(() => resolve('hung'), BOUND_MS)))
-  try {
-    return await Promise.race([get, hang])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
 /** Asserts that a get of a key owned by `other` settles with a local load and counts a peer error. */
 async function fallsBackLocally(t: Tap.Test, other: string, what: string): Promise<void> {
   const { g, key, origin } = await askerOf(t, other)
-  const value = await settled(g.get(key))
+  const value = await settledWithin(g.get(key), BOUND_MS)
   t.not(value, 'hung', `${what}: the get settled within ${BOUND_MS} ms`)
   t.equal(String(value), `value of ${key}`, `${what}: the get succeeded`)
   t.same(origin.calls.map((c) => c.by), ['asker'], `${what}: loaded locally`)
@@ -118,7 +108,7 @@ t.test('many gets of different keys on a hung peer each settle within the bound'
   // One get per event-loop turn, so they do not share a batch: each is its own request to the hung peer.
   const gets: Promise<string | 'hung'>[] = []
   for (const key of keys) {
-    gets.push(settled(g.get(key)).then(String))
+    gets.push(settledWithin(g.get(key), BOUND_MS).then(String))
     await new Promise((resolve) => setImmediate(resolve))
   }
   const results = await Promise.all(gets)

@@ -8,6 +8,7 @@ import { request } from 'undici'
 import { PROTOCOL_VERSION, Peer, type GroupOptions } from '../lib/index.js'
 import { keyPath } from '../lib/protocol.js'
 import { Ring } from '../lib/ring.js'
+import { settledWithin } from './helpers/bound.js'
 import { freePort } from './helpers/net.js'
 import { Origin } from './helpers/origin.js'
 import { findKey, numberedKeys, startPeers } from './helpers/peers.js'
@@ -131,17 +132,6 @@ async function peersWith(t: Tap.Test, n: number, make: (self: string, urls: stri
   t.teardown(() => Promise.all(peers.map((p) => p.close())))
   await Promise.all(peers.map((p, i) => p.listen({ port: ports[i] })))
   return { peers, urls }
-}
-
-/** Resolves with `p`'s value, or with 'hung' if it has not settled after `ms`. */
-async function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | 'hung'> {
-  let timer: NodeJS.Timeout | undefined
-  const hang = new Promise<'hung'>((resolve) => (timer = setTimeout(() => resolve('hung'), ms)))
-  try {
-    return await Promise.race([p, hang])
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 t.test('forwarding loops: two peers that each think the other owns a key both get it, with no hang', async (t) => {
