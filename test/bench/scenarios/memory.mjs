@@ -1,0 +1,33 @@
+// Memory: RSS and heap of a fresh process whose group is full at maxBytes with 1 KiB values, next
+// to the same number of Buffers in a plain Map (what any Node cache of Buffers pays at the least).
+import { startRole } from '../procs.mjs'
+import { formatTable, mib } from '../table.mjs'
+
+const MAX_BYTES = 256 * 1024 * 1024
+const VALUE_BYTES = 1024
+
+export async function run({ log }) {
+  log(`memory: filling a group of ${mib(MAX_BYTES)} with ${VALUE_BYTES} B values, then as much again`)
+  const { full, churned } = await inFreshProcess('memory-group', 'group', { maxBytes: MAX_BYTES, valueBytes: VALUE_BYTES })
+  log(`memory: ${full.items} Buffers in a plain Map`)
+  const plain = await inFreshProcess('memory-map', 'plainMap', { items: full.items, valueBytes: VALUE_BYTES })
+  const json = { ...full, afterChurn: churned, plainMap: plain }
+  return { text: table(full, churned, plain), json }
+}
+
+async function inFreshProcess(name, method, args) {
+  const proc = await startRole('memory', { name, gc: true })
+  try {
+    return await proc.call(method, [args], 180_000)
+  } finally {
+    await proc.stop()
+  }
+}
+
+function table(full, churned, plain) {
+  const row = (label, m) => [label, m.items, mib(m.rssGrowthBytes), mib(m.heapTotalGrowthBytes), mib(m.heapUsedGrowthBytes), mib(m.externalGrowthBytes), m.overheadPerEntryBytes, `${(m.rssGrowthBytes / full.maxBytes).toFixed(2)}x`]
+  const rows = [row('group, just full', full), row('group, after as many loads again', churned), row('plain Map, same Buffers', plain)]
+  return formatTable(`Memory: a group full at maxBytes = ${mib(full.maxBytes)} with ${full.valueBytes} B values (fresh process, after gc)`,
+    ['holder', 'entries', 'RSS growth', 'heap total growth', 'heap used growth', 'external growth', 'overhead B/entry', 'RSS growth / maxBytes'], rows) +
+    `\nthe budget counts ${full.budgetBytes.toLocaleString('en-US')} bytes for these entries (value + key + 64 per entry)\n`
+}
