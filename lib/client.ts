@@ -225,7 +225,7 @@ function settleFrame(peer: string, q: Queued, f: Frame): void {
   const message = f.payload.toString('utf8')
   if (f.status === 'load') return settle(q, undefined, new LoadError(q.group, q.key, message, { peer }))
   if (f.status === 'invalid-value') return settle(q, undefined, new InvalidValueError(q.group, q.key, `${message} (at ${peer})`))
-  settle(q, undefined, new PeerUnavailableError(peer, `${f.status}: ${message}`))
+  settle(q, undefined, new PeerUnavailableError(peer, `${f.status}: ${message}`, { reason: f.status }))
 }
 
 function meta(headers: IncomingHttpHeaders): { expiresAt: number; version: number } {
@@ -244,5 +244,5 @@ function answerError(peer: string, group: string, key: string, a: Answer): Error
   }
   if (reason === 'load') return new LoadError(group, key, message, { peer })
   if (reason === 'invalid-value') return new InvalidValueError(group, key, `${message} (at ${peer})`)
-  return new PeerUnavailableError(peer, `HTTP ${a.statusCode}${reason ? ` ${String(reason)}` : ''}: ${message}`)
+  return new PeerUnavailableError(peer, `HTTP ${a.statusCode}${reason ? ` ${String(reason)}` : ''}: ${message}`, { reason: typeof reason === 'string' ? reason : `http-${a.statusCode}` })
 }

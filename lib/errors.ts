@@ -72,9 +72,15 @@ export class LoadError extends PeercacheError {
 export class PeerUnavailableError extends PeercacheError {
   override readonly code = 'PEERCACHE_ERR_PEER_UNAVAILABLE'
   override name = 'PeerUnavailableError'
-  constructor(readonly peer: string, message: string, options?: { cause?: unknown }) {
+  constructor(readonly peer: string, message: string, options?: { cause?: unknown; reason?: string }) {
     super(`peercache: peer ${peer} unavailable: ${message}`, options)
+    this.reason = options?.reason
   }
+  /**
+   * The reason the peer gave when it did answer (e.g. `closing`, `unknown-group`); undefined when it
+   * gave no answer at all (refused, reset, timed out): only that says the peer may be down.
+   */
+  readonly reason: string | undefined
 }
 
 /** The Peer was closed; no new get, set or remove is taken. */

@@ -10,7 +10,7 @@ import { type Codec, ownBytes, resolveCodec } from './codec.js'
 import { ClosedError, InvalidGroupError, InvalidKeyError, InvalidOptionError, InvalidValueError, LoadError, PeerUnavailableError } from './errors.js'
 import { type CallState, Flight } from './flight.js'
 import { Hotness } from './hotness.js'
-import type { GroupOptions, GroupStats, LoadContext, Loaded, RemoveResult, SetOptions, SetResult } from './options.js'
+import type { GetOptions, GroupOptions, GroupStats, LoadContext, Loaded, RemoveResult, SetOptions, SetResult } from './options.js'
 import type { ServedGroup } from './server.js'
 import { Store } from './store.js'
 
@@ -76,22 +76,28 @@ export class Group<T = Buffer> implements ServedGroup {
   }
 
   /** The value for `key`: from a cache, the key's owner or a replica, or the origin. */
-  async get(key: string, options?: { signal?: AbortSignal }): Promise<T> {
-    this.#checkKey(key)
-    this.#stats.gets++
+  get(key: string, options?: GetOptions): Promise<T> {
+    // A hit needs no validation (only valid keys are ever stored), no hashing and no I/O.
     let entry = this.#store.main.get(key)
     if (entry !== undefined) {
+      this.#stats.gets++
       this.#stats.mainHits++
-      return entry.value
+      return Promise.resolve(entry.value)
     }
     entry = this.#store.hot.get(key)
     if (entry !== undefined) {
+      this.#stats.gets++
       this.#stats.hotHits++
-      return entry.value
+      return Promise.resolve(entry.value)
     }
+    return this.#miss(key, options?.signal)
+  }
+
+  async #miss(key: string, signal: AbortSignal | undefined): Promise<T> {
+    this.#checkKey(key)
+    this.#stats.gets++
     if (this.#host.closed) throw new ClosedError()
     const owners = this.#host.owners(key, this.#replicas)
-    const signal = options?.signal
     if (owners[0] === this.#host.self || owners.length === 0) return (await this.#loadHere(key, signal)).value
     if (this.#fetches.has(key)) this.#stats.dedupedLoads++
     return (await this.#fetches.run(key, (s, call) => this.#fetch(owners, key, s, call), signal)).value
@@ -183,7 +189,11 @@ export class Group<T = Buffer> implements ServedGroup {
       try {
         fetched = await this.#host.transport.get(peer, this.name, key, signal)
       } catch (err) {
-        if (signal.aborted || !(err instanceof PeerUnavailableError)) throw err
+        if (signal.aborted) throw err
+        if (!(err instanceof PeerUnavailableError)) {
+          this.#host.peerAnswered(peer) // the origin failed there: the peer itself is fine
+          throw err
+        }
         this.#stats.peerErrors++
         this.#host.peerFailed(peer, err)
         continue // the next replica, then a local load: a get never fails because a peer did

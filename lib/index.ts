@@ -6,6 +6,8 @@ export type { CacheStats } from './cache.js'
 export type { Codec, CodecName } from './codec.js'
 export type { Handler } from './server.js'
 export { PROTOCOL_VERSION } from './protocol.js'
+export type { PeerHealthSnapshot, PeerState, HealthReason } from './health.js'
+export { DnsDiscovery, discover, DiscoveryError, type DnsDiscoveryOptions, type DnsResolver, type DiscoveryFailure } from './discovery.js'
 export {
   PeercacheError,
   InvalidKeyError,

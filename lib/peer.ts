@@ -7,7 +7,7 @@ import { PeerClient } from './client.js'
 import type { Codec } from './codec.js'
 import { ClosedError, InvalidGroupError, InvalidOptionError, PeerUnavailableError } from './errors.js'
 import { Group, type GroupHost, type GroupOptions } from './group.js'
-import { type HttpProbe, PeerHealth, type PeerHealthSnapshot, createHttpProbe } from './health.js'
+import { type HealthReason, type HttpProbe, PeerHealth, type PeerHealthSnapshot, type PeerState, createHttpProbe } from './health.js'
 import { DEFAULT_BASE_PATH } from './protocol.js'
 import { DEFAULT_VNODES, Ring } from './ring.js'
 import { createHandler, type Handler } from './server.js'
@@ -53,7 +53,7 @@ export interface PeerOptions {
   /** How long a health probe (`GET {basePath}health`) may take, in ms. Default 1000. */
   probeTimeoutMs?: number
   /** Called when another peer's state changes (up, suspect, down): for logs and metrics. */
-  onPeerStateChange?: (peer: string, from: 'up' | 'suspect' | 'down', to: 'up' | 'suspect' | 'down', reason: string) => void
+  onPeerStateChange?: (peer: string, from: PeerState, to: PeerState, reason: HealthReason) => void
   /** Most requests under way at once when one operation fans out (replica copies, remove broadcasts). Default 16. */
   fanOut?: number
 }
@@ -74,6 +74,7 @@ export class Peer {
    */
   readonly handler: Handler
   readonly #vnodes: number
+  readonly #fetchTimeoutMs: number
   readonly #client: PeerClient
   readonly #groups = new Map<string, Group<any>>()
   readonly #host: GroupHost
@@ -90,12 +91,13 @@ export class Peer {
     const basePath = options.basePath ?? DEFAULT_BASE_PATH
     if (!/^\/([A-Za-z0-9._~-]+\/)*$/.test(basePath)) throw new InvalidOptionError('basePath', `must start and end with "/", got ${JSON.stringify(basePath)}`)
     this.#ring = this.#buildRing(options.peers ?? [])
+    this.#fetchTimeoutMs = positive('fetchTimeoutMs', options.fetchTimeoutMs ?? 5000)
     this.#client = new PeerClient({
       self: this.self,
       basePath,
       connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs ?? 1000),
       peerTimeoutMs: positive('peerTimeoutMs', options.peerTimeoutMs ?? 1000),
-      fetchTimeoutMs: positive('fetchTimeoutMs', options.fetchTimeoutMs ?? 5000),
+      fetchTimeoutMs: this.#fetchTimeoutMs,
       connections: positive('connections', options.connections ?? 8),
       keepAliveTimeoutMs: positive('keepAliveTimeoutMs', options.keepAliveTimeoutMs ?? 4000),
       maxBatchKeys: positive('maxBatchKeys', options.maxBatchKeys ?? 128),
@@ -113,7 +115,11 @@ export class Peer {
       transport: this.#client,
       limit: pLimit(positive('fanOut', options.fanOut ?? 16)),
       peerFailed: (p, err) => {
-        if (err instanceof PeerUnavailableError) peer.#health.failure(p, err)
+        if (!(err instanceof PeerUnavailableError)) return
+        // Only silence says a peer may be down; an answer, even an error, says it is alive.
+        if (err.reason === 'closing') peer.#health.markDown(p)
+        else if (err.reason !== undefined) peer.#health.success(p)
+        else peer.#health.failure(p, err)
       },
       peerAnswered: (p) => peer.#health.success(p),
       get closed() {
@@ -202,7 +208,10 @@ export class Peer {
     if (server) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()))
       server.closeIdleConnections()
+      // Requests under way get fetchTimeoutMs to finish; then their connections are cut.
+      const cut = setTimeout(() => server.closeAllConnections(), this.#fetchTimeoutMs)
       await closed
+      clearTimeout(cut)
     }
     await this.#client.close()
   }

@@ -54,6 +54,9 @@ export function createHandler(options: HandlerOptions): Handler {
       if (next) return next()
       return fail(res, 'bad-request', `not a peercache path (expected ${basePath}…)`, 404)
     }
+    // While closing, every answer ends its connection: a peer probing us every few hundred ms
+    // would otherwise keep a keep-alive socket busy forever and server.close() would never finish.
+    if (options.closing()) res.setHeader('connection', 'close')
     const version = req.headers[HEADER.protocol]
     if (version !== undefined && version !== String(PROTOCOL_VERSION)) {
       return fail(res, 'protocol', `this peer speaks protocol ${PROTOCOL_VERSION}, the request ${String(version)}`)
