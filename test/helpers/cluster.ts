@@ -39,6 +39,11 @@ export interface ClusterOptions {
   peer?: Omit<PeerOptions, 'self' | 'peers'>
   /** How long a command may go unanswered (e.g. by a stopped member) before it rejects, in ms. Default 20000. */
   commandTimeoutMs?: number
+  /**
+   * Let tap collect coverage in the member processes too. Off by default: it slows every member's
+   * start and run, and the members run dist/, not the lib/ sources the coverage report is about.
+   */
+  coverage?: boolean
 }
 
 /** A value as a member's get returned it: the text (cut at 64 KiB) and its full size in bytes. */
@@ -280,7 +285,7 @@ export class Cluster {
   async #spawn(port?: number): Promise<Member> {
     const name = `m${this.#spawned++}`
     const child = fork(MEMBER, [], {
-      env: { ...process.env, MEMBER_NAME: name, MEMBER_PORT: port === undefined ? '' : String(port) },
+      env: { ...memberEnv(this.#options.coverage ?? false), MEMBER_NAME: name, MEMBER_PORT: port === undefined ? '' : String(port) },
       // stdout must not reach tap's TAP stream; both go to stderr, prefixed.
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     })
@@ -297,6 +302,17 @@ export class Cluster {
     this.members.push(member)
     return member
   }
+}
+
+/** The test's environment, without tap's coverage hook unless `coverage`. */
+function memberEnv(coverage: boolean): NodeJS.ProcessEnv {
+  if (coverage) return process.env
+  const env = { ...process.env }
+  const options = (env.NODE_OPTIONS ?? '').split(/\s+/).filter((o) => o !== '' && !o.includes('@tapjs/processinfo'))
+  if (options.length > 0) env.NODE_OPTIONS = options.join(' ')
+  else delete env.NODE_OPTIONS
+  for (const k of Object.keys(env)) if (k.startsWith('_TAPJS_PROCESSINFO')) delete env[k]
+  return env
 }
 
 /** Starts a cluster of `options.size` member processes that know each other; killed at teardown. */
