@@ -1,10 +1,10 @@
 // A member killed with SIGKILL (kill -9): gets ride through it, and its replicas answer for its keys.
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { GROUP, haGroups, keyRange, startHaCluster } from './helpers/ha.js'
+import { GROUP, PATIENT, haGroups, keyRange, startHaCluster } from './helpers/ha.js'
 
 t.test('kill -9 of a member under steady load: no get fails', async (t) => {
-  const cluster = await startHaCluster(t, { size: 4, groups: haGroups(2) })
+  const cluster = await startHaCluster(t, { size: 4, groups: haGroups(2), peer: PATIENT })
   const keys = keyRange('k', 400)
   const [victim, ...survivors] = cluster.members as [(typeof cluster.members)[0], ...typeof cluster.members]
   t.ok(cluster.keysOf(victim, keys).length > 40, 'the victim owns a share of the keys')
@@ -25,7 +25,7 @@ t.test('kill -9 of a member under steady load: no get fails', async (t) => {
 })
 
 t.test('the replica takes over: no origin load for keys it holds', async (t) => {
-  const cluster = await startHaCluster(t, { size: 4, groups: haGroups(2) })
+  const cluster = await startHaCluster(t, { size: 4, groups: haGroups(2), peer: PATIENT })
   const keys = keyRange('r', 200)
   const [victim, ...survivors] = cluster.members as [(typeof cluster.members)[0], ...typeof cluster.members]
   const victimKeys = cluster.keysOf(victim, keys)

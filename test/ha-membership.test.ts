@@ -2,7 +2,7 @@
 // share of the keys, and a graceful close() re-routes the others at once.
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { GROUP, type HaCluster, type HaMember, haGroups, keyRange, startHaCluster, type WorkersReport } from './helpers/ha.js'
+import { GROUP, PATIENT, type HaCluster, type HaMember, haGroups, keyRange, startHaCluster, type WorkersReport } from './helpers/ha.js'
 
 /** Runs `change` while every member in `members` keeps getting `keys`; resolves with their reports. */
 async function underLoad(members: HaMember[], keys: string[], change: () => Promise<unknown>): Promise<WorkersReport[]> {
@@ -27,7 +27,7 @@ async function loadsDuring(cluster: HaCluster, run: () => Promise<unknown>): Pro
 }
 
 t.test('setPeers: a fourth member joins and leaves; only its share of the keys moves, no get fails', async (t) => {
-  const cluster = await startHaCluster(t, { size: 3, groups: haGroups(2) })
+  const cluster = await startHaCluster(t, { size: 3, groups: haGroups(2), peer: PATIENT })
   const first = [...cluster.members]
   const urls3 = cluster.urls
   const keys = keyRange('a', 400)
@@ -75,7 +75,7 @@ function holders(cluster: HaCluster, key: string, urls: string[]): HaMember[] {
 }
 
 t.test('graceful close: the others route around the leaver at once, without a peer error', async (t) => {
-  const cluster = await startHaCluster(t, { size: 3, groups: haGroups(2) })
+  const cluster = await startHaCluster(t, { size: 3, groups: haGroups(2), peer: PATIENT })
   const [a, b, leaver] = cluster.members as [HaMember, HaMember, HaMember]
   const keys = keyRange('c', 300)
   const leaverKeys = cluster.keysOf(leaver, keys)

@@ -4,7 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { GROUP, haGroups, keyRange, startHaCluster, until } from './helpers/ha.js'
 
-const PEER_TIMEOUT_MS = 1000
+// Above the default (1 s), so that a healthy member starved of CPU on a shared machine does not look hung.
+const PEER_TIMEOUT_MS = 2000
 const WORKERS_PER_MEMBER = 4
 
 t.test('SIGSTOP of the owner, then SIGCONT: no failed get, one wait at most per worker, probed back up', async (t) => {
@@ -12,11 +13,10 @@ t.test('SIGSTOP of the owner, then SIGCONT: no failed get, one wait at most per 
   const keys = keyRange('s', 300)
   const [victim, ...survivors] = cluster.members as [(typeof cluster.members)[0], ...typeof cluster.members]
   t.equal((await survivors[0]!.fill(GROUP, keys)).failed, 0, 'filled')
-  await cluster.replicated(GROUP, keys.length)
 
   // Long enough to span the stop, the detection and a while after it; bounded whatever happens.
   const running = survivors.map((m, i) =>
-    m.workers(GROUP, keys, { concurrency: WORKERS_PER_MEMBER, durationMs: 6000, pauseMs: 1, slowMs: 0.8 * PEER_TIMEOUT_MS, seed: i + 1 }),
+    m.workers(GROUP, keys, { concurrency: WORKERS_PER_MEMBER, durationMs: 7000, pauseMs: 1, slowMs: 0.8 * PEER_TIMEOUT_MS, seed: i + 1 }),
   )
   await sleep(500)
   victim.stop()
