@@ -37,6 +37,14 @@ export interface Fetched {
   version: number
 }
 
+/** What a peer stored for a PUT. */
+export interface Stored {
+  version: number
+  expiresAt: number
+  /** Replicas the owner could not copy a set to. */
+  unreachable: string[]
+}
+
 /** What a PUT carries besides the bytes. */
 export type PutMeta =
   | { replica: false; ttlMs: number | undefined } // a set(): the receiver is the owner and decides version and expiry
@@ -45,7 +53,7 @@ export type PutMeta =
 /** The operations a group needs from its peers (the HTTP client here; anything else in tests). */
 export interface PeerTransport {
   get(peer: string, group: string, key: string, signal?: AbortSignal): Promise<Fetched>
-  put(peer: string, group: string, key: string, bytes: Uint8Array, meta: PutMeta): Promise<{ version: number; expiresAt: number }>
+  put(peer: string, group: string, key: string, bytes: Uint8Array, meta: PutMeta): Promise<Stored>
   delete(peer: string, group: string, key: string, before?: number): Promise<void>
 }
 
@@ -135,7 +143,7 @@ export class PeerClient implements PeerTransport {
   }
 
   /** PUT a value: a set at its owner, or the owner's copy to a replica. Resolves with what the receiver stored. */
-  async put(peer: string, group: string, key: string, bytes: Uint8Array, m: PutMeta): Promise<{ version: number; expiresAt: number }> {
+  async put(peer: string, group: string, key: string, bytes: Uint8Array, m: PutMeta): Promise<Stored> {
     const headers: Record<string, string> = { ...this.#headers, 'content-type': 'application/octet-stream' }
     if (m.replica) {
       headers[HEADER.replica] = '1'
@@ -144,15 +152,19 @@ export class PeerClient implements PeerTransport {
     } else if (m.ttlMs !== undefined) {
       headers[HEADER.ttl] = String(m.ttlMs)
     }
-    const a = await this.#request(peer, 'PUT', group, key, headers, bytes)
+    // A replica only stores: it answers within peerTimeoutMs or is taken for down. A set waits for
+    // the owner, which may itself wait up to peerTimeoutMs for its replicas.
+    const timeout = m.replica ? this.#options.peerTimeoutMs : this.#options.fetchTimeoutMs
+    const a = await this.#request(peer, 'PUT', group, key, headers, timeout, bytes)
     if (a.statusCode !== 204 && a.statusCode !== 200) throw answerError(peer, group, key, a)
-    return meta(a.headers)
+    const unreachable = a.headers[HEADER.unreachable]
+    return { ...meta(a.headers), unreachable: typeof unreachable === 'string' && unreachable ? unreachable.split(',') : [] }
   }
 
   /** DELETE: the peer drops its copies of `key` (older than `before`, when given) and refuses older writes. */
   async delete(peer: string, group: string, key: string, before?: number): Promise<void> {
     const headers = before === undefined ? this.#headers : { ...this.#headers, [HEADER.version]: String(before) }
-    const a = await this.#request(peer, 'DELETE', group, key, headers)
+    const a = await this.#request(peer, 'DELETE', group, key, headers, this.#options.peerTimeoutMs)
     if (a.statusCode !== 204 && a.statusCode !== 200) throw answerError(peer, group, key, a)
   }
 
@@ -179,10 +191,10 @@ export class PeerClient implements PeerTransport {
     await Promise.allSettled(pools.map((p) => p.close()))
   }
 
-  async #request(peer: string, method: 'PUT' | 'DELETE', group: string, key: string, headers: Record<string, string>, body?: Uint8Array): Promise<Answer> {
+  async #request(peer: string, method: 'PUT' | 'DELETE', group: string, key: string, headers: Record<string, string>, timeoutMs: number, body?: Uint8Array): Promise<Answer> {
     try {
       const o = this.#options
-      const res = await this.#pool(peer).request({ path: keyPath(o.basePath, group, key), method, headers, body, headersTimeout: o.fetchTimeoutMs })
+      const res = await this.#pool(peer).request({ path: keyPath(o.basePath, group, key), method, headers, body, headersTimeout: timeoutMs })
       // arrayBuffer() concatenates into a fresh buffer: the value owns its memory.
       return { statusCode: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) }
     } catch (err) {

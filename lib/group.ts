@@ -4,8 +4,8 @@
 //     the owner, then its replicas, and only when none answers load here.
 // Peer requests enter through serve(): caches, then a local load, never another peer.
 import type { LimitFunction } from 'p-limit'
-import type { Entry } from './cache.js'
-import type { Fetched, PeerTransport, PutMeta } from './client.js'
+import { type Entry, entrySize } from './cache.js'
+import type { Fetched, PeerTransport, PutMeta, Stored } from './client.js'
 import { type Codec, ownBytes, resolveCodec } from './codec.js'
 import { ClosedError, InvalidGroupError, InvalidKeyError, InvalidOptionError, InvalidValueError, LoadError, PeerUnavailableError } from './errors.js'
 import { type CallState, Flight } from './flight.js'
@@ -112,11 +112,14 @@ export class Group<T = Buffer> implements ServedGroup {
     this.#checkKey(key)
     const ttlMs = options?.ttlMs === undefined ? undefined : nonNegative('ttlMs', options.ttlMs)
     const bytes = ownBytes(this.#encode(key, value, 'set'))
+    if (entrySize(key, bytes) > this.maxValueBytes) {
+      throw new InvalidValueError(this.name, key, `the value (${bytes.byteLength} bytes) is larger than the group can cache (${this.maxValueBytes} bytes with the key and bookkeeping)`)
+    }
     if (this.#host.closed) throw new ClosedError()
     this.#stats.sets++
     const owners = this.#host.owners(key, this.#replicas)
     let owner: string | undefined
-    let stored: { version: number; expiresAt: number } | undefined
+    let stored: Stored | undefined
     let lastError: unknown
     for (const peer of owners.length ? owners : [this.#host.self]) {
       try {
@@ -131,7 +134,7 @@ export class Group<T = Buffer> implements ServedGroup {
     }
     if (stored === undefined || owner === undefined) throw lastError
     const { unreachable } = await this.#broadcastDrop(key, stored.version, new Set(owners))
-    return { owner, version: stored.version, expiresAt: stored.expiresAt, unreachable }
+    return { owner, version: stored.version, expiresAt: stored.expiresAt, unreachable: [...stored.unreachable, ...unreachable] }
   }
 
   /**
@@ -163,13 +166,13 @@ export class Group<T = Buffer> implements ServedGroup {
   }
 
   /** @internal The server side of PUT. */
-  async store(key: string, bytes: Buffer, meta: PutMeta): Promise<{ version: number; expiresAt: number }> {
+  async store(key: string, bytes: Buffer, meta: PutMeta): Promise<Stored> {
     this.#checkKey(key)
     this.#stats.serverRequests++
     if (!meta.replica) return this.#storeAsOwner(key, bytes, meta.ttlMs)
     this.#stats.replicaWrites++
     this.#store.put(key, this.#entry(key, bytes, meta.expiresAt, meta.version), 'main')
-    return { version: meta.version, expiresAt: meta.expiresAt }
+    return { version: meta.version, expiresAt: meta.expiresAt, unreachable: [] }
   }
 
   /** @internal The server side of DELETE (and a local remove): drop copies and stop flights from caching older values. */
@@ -219,6 +222,9 @@ export class Group<T = Buffer> implements ServedGroup {
 
   async #originLoad(key: string, signal: AbortSignal, call: CallState): Promise<Entry<T>> {
     this.#stats.loads++
+    // The version is taken before the origin is read: a set or remove that lands during the load
+    // gets a newer one, so this result can never overwrite it anywhere (owner, replica, hot copy).
+    const version = this.#store.nextVersion()
     const ctx: LoadContext = { group: this.name, signal, ttlMs: this.#ttlMs || undefined }
     let value: Loaded<T>
     try {
@@ -238,34 +244,47 @@ export class Group<T = Buffer> implements ServedGroup {
     const own = ownBytes(bytes)
     // A bytes group hands back the stored Buffer itself; other codecs decode once, here.
     const decoded = own === bytes ? (value as T) : this.#codec.decode(own)
-    const entry: Entry<T> = { value: decoded, bytes: own, expiresAt: expiry(ctx.ttlMs), version: this.#store.nextVersion() }
-    if (!call.forgotten) this.#keep(key, entry)
+    const entry: Entry<T> = { value: decoded, bytes: own, expiresAt: expiry(ctx.ttlMs), version }
+    if (!call.forgotten) void this.#keep(key, entry) // replica copies never slow the get that filled
     return entry
   }
 
-  /** A set arriving at the owner: newer than anything loading, so those loads must not be cached. */
-  async #storeAsOwner(key: string, bytes: Buffer, ttlMs: number | undefined): Promise<{ version: number; expiresAt: number }> {
+  /**
+   * A set arriving at the owner: newer than anything loading, so those loads must not be cached.
+   * Resolves once the replicas have the value too (or could not be reached within peerTimeoutMs),
+   * so that no replica answers with the old value after the set resolved.
+   */
+  async #storeAsOwner(key: string, bytes: Buffer, ttlMs: number | undefined): Promise<Stored> {
     const entry = this.#entry(key, bytes, expiry(ttlMs ?? (this.#ttlMs || undefined)), this.#store.nextVersion())
     this.#loads.forget(key)
     this.#fetches.forget(key)
-    await this.#keep(key, entry)
-    return { version: entry.version, expiresAt: entry.expiresAt }
+    const unreachable = await this.#keep(key, entry)
+    return { version: entry.version, expiresAt: entry.expiresAt, unreachable }
   }
 
   /**
-   * Keeps a value made here: in the main cache if this process owns or replicates the key (the owner
-   * also copies it to the replicas, resolving when they answered), else as a hot copy.
+   * Keeps a value made here: in the main cache if this process owns or replicates the key, else as
+   * a hot copy. The owner also copies it to the replicas (bounded by the fan-out limit); the promise
+   * resolves with the replicas that could not be reached.
    */
-  #keep(key: string, entry: Entry<T>): Promise<void> {
+  async #keep(key: string, entry: Entry<T>): Promise<string[]> {
     const owners = this.#host.owners(key, this.#replicas)
     const self = this.#host.self
     const mine = owners.length === 0 || owners.includes(self)
-    if (!this.#store.put(key, entry, mine ? 'main' : 'hot') || owners[0] !== self || owners.length < 2) return Promise.resolve()
+    if (!this.#store.put(key, entry, mine ? 'main' : 'hot') || owners[0] !== self || owners.length < 2) return []
     const meta: PutMeta = { replica: true, version: entry.version, expiresAt: entry.expiresAt }
-    const copies = owners.slice(1).map((peer) =>
-      this.#host.limit(() => this.#host.transport.put(peer, this.name, key, entry.bytes, meta)).catch((err: unknown) => this.#host.peerFailed(peer, err)),
+    const failed = await Promise.all(
+      owners.slice(1).map((peer) =>
+        this.#host.limit(() => this.#host.transport.put(peer, this.name, key, entry.bytes, meta)).then(
+          () => undefined,
+          (err: unknown) => {
+            this.#host.peerFailed(peer, err)
+            return peer
+          },
+        ),
+      ),
     )
-    return Promise.all(copies).then(() => undefined)
+    return failed.filter((p): p is string => p !== undefined)
   }
 
   /** Drops copies of `key` (older than `before`) on every member outside `skip`, in parallel, bounded. */

@@ -88,6 +88,7 @@ export class Peer {
     if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'new Peer({ self, peers }) needs an options object')
     this.self = peerUrl('self', options.self)
     this.#vnodes = options.vnodes ?? DEFAULT_VNODES
+    if (!Number.isInteger(this.#vnodes) || this.#vnodes < 1 || this.#vnodes > 10_000) throw new InvalidOptionError('vnodes', `must be an integer from 1 to 10000, got ${String(options.vnodes)}`)
     const basePath = options.basePath ?? DEFAULT_BASE_PATH
     if (!/^\/([A-Za-z0-9._~-]+\/)*$/.test(basePath)) throw new InvalidOptionError('basePath', `must start and end with "/", got ${JSON.stringify(basePath)}`)
     this.#ring = this.#buildRing(options.peers ?? [])

@@ -20,6 +20,8 @@ export const HEADER = {
   version: 'x-peercache-version',
   /** PUT by a caller of set(): time to live in ms, counted by the owner from when it stores the value. */
   ttl: 'x-peercache-ttl',
+  /** PUT answer to a set: the replicas the owner could not copy the value to, comma-separated. */
+  unreachable: 'x-peercache-unreachable',
   /** PUT: `1` when the owner copies a value to a replica (stored as sent, if newer), absent for a set. */
   replica: 'x-peercache-replica',
   /** Error response: one of ErrorReason. */

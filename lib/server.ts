@@ -4,7 +4,7 @@
 import { setMaxListeners } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Entry } from './cache.js'
-import type { PutMeta } from './client.js'
+import type { PutMeta, Stored } from './client.js'
 import { InvalidKeyError, InvalidValueError, LoadError } from './errors.js'
 import { type BatchItem, decodeBatch, encodeFrame } from './frames.js'
 import { type ErrorReason, HEADER, PROTOCOL_VERSION } from './protocol.js'
@@ -16,7 +16,7 @@ export interface ServedGroup {
   /** The entry for `key`, from the caches or a local load (never from another peer). */
   serve(key: string, signal: AbortSignal): Promise<Entry>
   /** A PUT: a set at this peer as the owner, or the owner's copy for this replica. */
-  store(key: string, bytes: Buffer, meta: PutMeta): Promise<{ version: number; expiresAt: number }>
+  store(key: string, bytes: Buffer, meta: PutMeta): Promise<Stored>
   /** A DELETE: drop the copies of `key` (older than `before`, when given). */
   drop(key: string, before?: number): void
 }
@@ -48,12 +48,25 @@ const STATUS: Record<ErrorReason, number> = {
 
 export function createHandler(options: HandlerOptions): Handler {
   const { basePath } = options
+  const route = routeWith(options)
   return (req, res, next) => {
-    const url = req.url ?? ''
-    if (!url.startsWith(basePath)) {
+    if (!(req.url ?? '').startsWith(basePath)) {
       if (next) return next()
       return fail(res, 'bad-request', `not a peercache path (expected ${basePath}…)`, 404)
     }
+    // A bad request must never throw out of the listener: that would crash the process.
+    try {
+      route(req, res)
+    } catch (err) {
+      fail(res, ...reasonOf(err))
+    }
+  }
+}
+
+function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const { basePath } = options
+  return (req, res) => {
+    const url = req.url ?? ''
     // While closing, every answer ends its connection: a peer probing us every few hundred ms
     // would otherwise keep a keep-alive socket busy forever and server.close() would never finish.
     if (options.closing()) res.setHeader('connection', 'close')
@@ -161,7 +174,7 @@ async function storeKey(group: ServedGroup, key: string, req: IncomingMessage, r
   try {
     body = await readBody(req, group.maxValueBytes)
   } catch (err) {
-    return fail(res, 'bad-request', (err as Error).message, 413)
+    return fail(res, 'invalid-value', (err as Error).message, 413)
   }
   try {
     const meta: PutMeta = replica ? { replica: true, version: version!, expiresAt: expiresAt ?? 0 } : { replica: false, ttlMs }
@@ -170,6 +183,7 @@ async function storeKey(group: ServedGroup, key: string, req: IncomingMessage, r
     res.setHeader(HEADER.protocol, String(PROTOCOL_VERSION))
     res.setHeader(HEADER.version, String(stored.version))
     if (stored.expiresAt !== 0) res.setHeader(HEADER.expires, String(stored.expiresAt))
+    if (stored.unreachable.length > 0) res.setHeader(HEADER.unreachable, stored.unreachable.join(','))
     res.end()
   } catch (err) {
     if (err instanceof InvalidValueError) return fail(res, 'invalid-value', err.message)

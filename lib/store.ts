@@ -47,10 +47,14 @@ export class Store<T> {
    * remembers that, so that older writes still in transit are refused when they arrive.
    */
   remove(key: string, before?: number): void {
-    const line = before === undefined ? this.nextVersion() : before - 1
+    let line = before === undefined ? this.nextVersion() : before - 1
     for (const cache of [this.main, this.hot]) {
       const held = cache.get(key)
-      if (held !== undefined && held.version <= line) cache.delete(key)
+      if (held === undefined) continue
+      // A remove drops every copy, even one versioned by an owner whose clock runs ahead of ours,
+      // and then refuses that version too when it arrives again.
+      if (before === undefined) line = Math.max(line, held.version)
+      if (held.version <= line) cache.delete(key)
     }
     if ((this.#tombstones.get(key) ?? -1) < line) this.#tombstones.set(key, line)
   }
