@@ -315,7 +315,11 @@ function memberEnv(coverage: boolean): NodeJS.ProcessEnv {
   return env
 }
 
-/** Starts a cluster of `options.size` member processes that know each other; killed at teardown. */
+/**
+ * Starts a cluster of `options.size` member processes that know each other; killed at teardown.
+ * Call it inside a `t.test`, or at the top level of a file and then queue subtests at once: tap's
+ * root test ends (and runs this teardown) as soon as it has nothing queued, even mid-await.
+ */
 export async function startCluster(t: Teardown, options: ClusterOptions): Promise<Cluster> {
   const cluster = new Cluster(options)
   t.teardown(() => cluster.teardown())
