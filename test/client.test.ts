@@ -11,6 +11,7 @@ import { TRICKY_KEYS } from './helpers/keys.js'
 import { freePort, hungPeer } from './helpers/net.js'
 import { Origin } from './helpers/origin.js'
 import { findKey, numberedKeys, startPeers } from './helpers/peers.js'
+import type { TapTest } from './helpers/tap.js'
 
 type Load = GroupOptions['load']
 const timeouts = { peerTimeoutMs: 300, fetchTimeoutMs: 500, connectTimeoutMs: 300 }
@@ -36,7 +37,7 @@ t.test('any key reaches its owner unchanged (the owner’s loader sees exactly t
 })
 
 /** A peer whose only other member is `other`, with short timeouts, and a key `other` owns. */
-async function askerOf(t: Tap.Test, other: string): Promise<{ g: Group; key: string; origin: Origin }> {
+async function askerOf(t: TapTest, other: string): Promise<{ g: Group; key: string; origin: Origin }> {
   const port = await freePort()
   const self = `http://127.0.0.1:${port}`
   const peer = new Peer({ self, peers: [self, other], ...timeouts })
@@ -49,7 +50,7 @@ async function askerOf(t: Tap.Test, other: string): Promise<{ g: Group; key: str
 }
 
 /** Asserts that a get of a key owned by `other` settles with a local load and counts a peer error. */
-async function fallsBackLocally(t: Tap.Test, other: string, what: string): Promise<void> {
+async function fallsBackLocally(t: TapTest, other: string, what: string): Promise<void> {
   const { g, key, origin } = await askerOf(t, other)
   const value = await settledWithin(g.get(key), BOUND_MS)
   t.not(value, 'hung', `${what}: the get settled within ${BOUND_MS} ms`)

@@ -12,12 +12,13 @@ import { settledWithin } from './helpers/bound.js'
 import { freePort } from './helpers/net.js'
 import { Origin } from './helpers/origin.js'
 import { findKey, numberedKeys, startPeers } from './helpers/peers.js'
+import type { TapTest } from './helpers/tap.js'
 
 type Load = GroupOptions['load']
 const BASE = '/_peercache/'
 
 /** An app server on loopback whose listener is `listener`; closed at teardown. */
-async function appServer(t: Tap.Test, listener: http.RequestListener): Promise<string> {
+async function appServer(t: TapTest, listener: http.RequestListener): Promise<string> {
   const server = http.createServer(listener)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))))
@@ -125,7 +126,7 @@ t.test('a closing peer answers 503 closing', async (t) => {
 })
 
 /** Peers on loopback built by `make(urls)`, listening; closed at teardown. */
-async function peersWith(t: Tap.Test, n: number, make: (self: string, urls: string[], i: number) => Peer): Promise<{ peers: Peer[]; urls: string[] }> {
+async function peersWith(t: TapTest, n: number, make: (self: string, urls: string[], i: number) => Peer): Promise<{ peers: Peer[]; urls: string[] }> {
   const ports = await Promise.all(Array.from({ length: n }, () => freePort()))
   const urls = ports.map((p) => `http://127.0.0.1:${p}`)
   const peers = urls.map((self, i) => make(self, urls, i))

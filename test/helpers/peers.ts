@@ -35,7 +35,8 @@ export async function startPeers(
     urls,
     ring,
     ownerIndex: (key) => urls.indexOf(ring.owner(key)!),
-    group: <T>(name: string, opts: (i: number) => GroupOptions<T>) => peers.map((p, i) => p.group(name, opts(i) as GroupOptions<any>) as Group<T>),
+    // The overloads of peer.group() tie the codec to T; a generic helper cannot name one, hence the casts.
+    group: <T>(name: string, opts: (i: number) => GroupOptions<T>) => peers.map((p, i) => p.group(name, opts(i) as never) as unknown as Group<T>),
   }
 }
 
