@@ -114,15 +114,20 @@ export class PeerClient implements PeerTransport {
    * quickly, while the body timeout (fetchTimeoutMs) leaves the origin time to answer.
    */
   async #getBatch(peer: string, items: Queued[]): Promise<void> {
+    // undici checks its timeouts on a coarse (~1 s) clock; liveness needs its own precise timer.
+    const live = new AbortController()
+    const timer = setTimeout(() => live.abort(new PeerUnavailableError(peer, `no answer within ${this.#options.peerTimeoutMs} ms`)), this.#options.peerTimeoutMs)
+    // A lone get can be called off; a shared batch goes on for the others.
+    const own = items.length === 1 ? items[0]!.signal : undefined
     try {
       const res = await this.#pool(peer).request({
         path: `${this.#options.basePath}batch`,
         method: 'POST',
         headers: this.#batchHeaders,
         body: encodeBatch(items),
-        // A lone get can be called off; a shared batch goes on for the others.
-        signal: items.length === 1 ? items[0]!.signal : undefined,
+        signal: own ? AbortSignal.any([live.signal, own]) : live.signal,
       })
+      clearTimeout(timer)
       if (res.statusCode !== 200) {
         const body = Buffer.from(await res.body.arrayBuffer())
         const err = answerError(peer, items[0]!.group, items[0]!.key, { statusCode: res.statusCode, headers: res.headers, body })
@@ -137,7 +142,8 @@ export class PeerClient implements PeerTransport {
       }
       if (items.some((q) => !q.settled)) throw new PeerUnavailableError(peer, 'the batch answer ended before every key was answered')
     } catch (err) {
-      const e = err instanceof PeerUnavailableError ? err : transportError(peer, err)
+      clearTimeout(timer)
+      const e = err instanceof PeerUnavailableError ? err : live.signal.aborted ? live.signal.reason : transportError(peer, err)
       for (const q of items) settle(q, undefined, e)
     }
   }

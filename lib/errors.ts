@@ -41,7 +41,7 @@ export class InvalidOptionError extends TypeError {
 export class InvalidValueError extends TypeError {
   readonly code = 'PEERCACHE_ERR_INVALID_VALUE'
   override name = 'InvalidValueError'
-  constructor(readonly group: string, readonly key: string, reason: string) {
+  constructor(readonly group: string, readonly key: string, readonly reason: string) {
     super(`peercache: group "${group}", key ${describeKey(key)}: ${reason}`)
   }
 }

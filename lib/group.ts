@@ -156,6 +156,12 @@ export class Group<T = Buffer> implements ServedGroup {
     return { group: this.name, ...this.#stats, inFlight: this.#loads.size + this.#fetches.size, ...this.#store.stats() }
   }
 
+  /** @internal On close: loads and fetches still under way are told to stop (their ctx.signal aborts). */
+  abortFlights(reason: unknown): void {
+    this.#loads.abortAll(reason)
+    this.#fetches.abortAll(reason)
+  }
+
   /** @internal The server side of GET: answer a peer from the caches or a local load, never another peer. */
   async serve(key: string, signal: AbortSignal): Promise<Entry> {
     this.#checkKey(key)

@@ -40,7 +40,7 @@ export interface GroupOptions<T = Buffer> {
    */
   hotCacheRatio?: number
   /**
-   * How many fetches of a key from its owner, within the recent window (about 40,000 fetches),
+   * How many fetches of a key from its owner, within the recent window (about 4,000 fetches),
    * make it hot enough to keep a copy here. Default 2: a key asked for again is hot, a one-off is not.
    */
   hotThreshold?: number

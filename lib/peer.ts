@@ -214,6 +214,9 @@ export class Peer {
       await closed
       clearTimeout(cut)
     }
+    // Requests from peers are finished (or cut); what still loads has nobody left to serve but
+    // this process's own callers, who asked a closed peer: stop it.
+    for (const group of this.#groups.values()) group.abortFlights(new ClosedError())
     await this.#client.close()
   }
 

@@ -186,7 +186,7 @@ async function storeKey(group: ServedGroup, key: string, req: IncomingMessage, r
     if (stored.unreachable.length > 0) res.setHeader(HEADER.unreachable, stored.unreachable.join(','))
     res.end()
   } catch (err) {
-    if (err instanceof InvalidValueError) return fail(res, 'invalid-value', err.message)
+    if (err instanceof InvalidValueError) return fail(res, 'invalid-value', err.reason)
     fail(res, 'internal', (err as Error)?.message ?? String(err))
   }
 }
@@ -194,7 +194,7 @@ async function storeKey(group: ServedGroup, key: string, req: IncomingMessage, r
 /** How an error travels: its reason and the message the asker will see. */
 function reasonOf(err: unknown): [ErrorReason, string] {
   if (err instanceof LoadError) return ['load', err.originMessage]
-  if (err instanceof InvalidValueError) return ['invalid-value', err.message]
+  if (err instanceof InvalidValueError) return ['invalid-value', err.reason]
   if (err instanceof InvalidKeyError) return ['bad-request', err.message]
   return ['internal', (err as Error)?.message ?? String(err)]
 }

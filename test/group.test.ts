@@ -245,7 +245,6 @@ t.test('after close, a miss rejects with ClosedError', async (t) => {
   t.equal(origin.count(), 0)
 })
 
-// Lead's file (peer.ts): kept as a todo assertion, it runs and reports without failing the suite.
 t.test('close aborts the loads under way (LoadContext.signal: "or the peer closes")', async (t) => {
   const origin = new Origin()
   const peer = new Peer({ self: 'http://127.0.0.1:1' })
@@ -254,7 +253,7 @@ t.test('close aborts the loads under way (LoadContext.signal: "or the peer close
   const pending = g.get('k').catch((e: unknown) => e)
   await origin.started()
   await peer.close()
-  t.equal(origin.calls[0]!.ctx.signal.aborted, true, 'the loader is told to stop', { todo: 'Peer.close() never aborts flights (no abortAll), so ctx.signal stays live after close' })
+  t.equal(origin.calls[0]!.ctx.signal.aborted, true, 'the loader is told to stop')
   origin.release()
   await pending
 })
