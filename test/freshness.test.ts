@@ -167,7 +167,6 @@ for (const releaseWhen of ['write resolved', 'owner dropped the flight'] as cons
   })
 }
 
-
 // The replica's own fetch is not detached by the set (the set skips the key's owners when it drops
 // old copies), so only versions keep the late result out: the load's must be older than the set's.
 t.test('set during a slow load: the late load result overwrites the set value nowhere', async (t) => {
