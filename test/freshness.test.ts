@@ -210,6 +210,11 @@ t.test('remove with a peer down resolves and names it', async (t) => {
   })
 })
 
+// Bug (lib/group.ts set): an owner the PUT failed at is skipped by the drop broadcast (it is one of
+// the key's owners) and left out of `unreachable`; if it was only cut off, it still holds the old
+// value and serves it again once it is reachable.
+const OWNER_NOT_NAMED_BUG = 'set() leaves an owner it failed to reach out of unreachable (group.ts set)'
+
 t.test('set when the owner is unreachable goes to its replica', async (t) => {
   t.test('the owner closed', async (t) => {
     const c = await startGroupCluster(t, 3)
@@ -218,16 +223,18 @@ t.test('set when the owner is unreachable goes to its replica', async (t) => {
     await c.peers[0]!.close()
     const result = await c.groups[2]!.set(key, 'new')
     t.equal(result.owner, c.urls[1], 'stored by the replica')
+    t.same(result.unreachable, [c.urls[0]], 'the closed owner is named')
     t.same(await fromEveryPeer(c.groups.slice(1), key), times(2, 'new'), 'the live peers return the new value')
     t.equal(c.origin.count(), 1, 'no origin load')
   })
   t.test('the owner is a URL where nothing listens', async (t) => {
     const c = await startGroupCluster(t, 3)
-    const { ring, key } = await addDeadOwner(c)
+    const { dead, ring, key } = await addDeadOwner(c)
     const replica = c.urls.indexOf(ring.owners(key, 2)[1]!)
     const setter = c.groups[(replica + 1) % 3]!
     const result = await setter.set(key, 'new')
     t.equal(result.owner, c.urls[replica], 'stored by the replica')
+    t.same(result.unreachable, [dead], 'the owner it could not reach is named (its old copy, if it has one, was not dropped)', { todo: OWNER_NOT_NAMED_BUG })
     t.same(await fromEveryPeer(c.groups, key), times(3, 'new'), 'every live peer returns the new value')
     t.equal(c.origin.count(), 0, 'no origin load')
   })
