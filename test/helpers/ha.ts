@@ -76,7 +76,7 @@ export class HaMember extends Member {
   }
 }
 
-export type HaClusterOptions = Omit<ClusterOptions, 'peer' | 'commandTimeoutMs'> & { peer?: Omit<PeerOptions, 'self' | 'peers' | 'onPeerStateChange'> }
+export type HaClusterOptions = Omit<ClusterOptions, 'peer' | 'commandTimeoutMs' | 'coverage'> & { peer?: Omit<PeerOptions, 'self' | 'peers' | 'onPeerStateChange'> }
 
 /** cluster.ts's Cluster (urls, ring, ownerOf, loads, teardown) with ha-member processes. */
 export class HaCluster extends Cluster {
