@@ -19,6 +19,8 @@ export interface PeerClientOptions {
   keepAliveTimeoutMs: number
   /** Most keys in one batched fetch; 1 turns batching off. */
   maxBatchKeys: number
+  /** A batch's answer went silent for peerTimeoutMs after its headers. */
+  onStall?: (peer: string) => void
 }
 
 /** A get waiting for its batch to be sent. */
@@ -54,7 +56,7 @@ export type PutMeta =
 export interface PeerTransport {
   get(peer: string, group: string, key: string, signal?: AbortSignal): Promise<Fetched>
   put(peer: string, group: string, key: string, bytes: Uint8Array, meta: PutMeta): Promise<Stored>
-  delete(peer: string, group: string, key: string, before?: number): Promise<void>
+  delete(peer: string, group: string, key: string, before?: number): Promise<number>
 }
 
 interface Answer {
@@ -70,6 +72,8 @@ export class PeerClient implements PeerTransport {
   readonly #batchHeaders: Record<string, string>
   /** Gets bound for each peer in this event-loop turn. */
   readonly #queues = new Map<string, Queued[]>()
+  /** Batches under way, per peer. */
+  readonly #running = new Map<string, Set<AbortController>>()
 
   constructor(options: PeerClientOptions) {
     this.#options = options
@@ -114,18 +118,23 @@ export class PeerClient implements PeerTransport {
    * quickly, while the body timeout (fetchTimeoutMs) leaves the origin time to answer.
    */
   async #getBatch(peer: string, items: Queued[]): Promise<void> {
-    // undici checks its timeouts on a coarse (~1 s) clock; liveness needs its own precise timer.
-    const live = new AbortController()
-    const timer = setTimeout(() => live.abort(new PeerUnavailableError(peer, `no answer within ${this.#options.peerTimeoutMs} ms`)), this.#options.peerTimeoutMs)
+    const o = this.#options
+    // Aborted when the peer misses peerTimeoutMs before its headers (undici's own timeouts tick at
+    // ~1 s), or when health decides the peer is down (abortPeer): the waiters move on to a replica.
+    const ctl = new AbortController()
+    let running = this.#running.get(peer)
+    if (running === undefined) this.#running.set(peer, (running = new Set()))
+    running.add(ctl)
+    let timer = setTimeout(() => ctl.abort(new PeerUnavailableError(peer, `no answer within ${o.peerTimeoutMs} ms`)), o.peerTimeoutMs)
     // A lone get can be called off; a shared batch goes on for the others.
     const own = items.length === 1 ? items[0]!.signal : undefined
     try {
       const res = await this.#pool(peer).request({
-        path: `${this.#options.basePath}batch`,
+        path: `${o.basePath}batch`,
         method: 'POST',
         headers: this.#batchHeaders,
         body: encodeBatch(items),
-        signal: own ? AbortSignal.any([live.signal, own]) : live.signal,
+        signal: own ? AbortSignal.any([ctl.signal, own]) : ctl.signal,
       })
       clearTimeout(timer)
       if (res.statusCode !== 200) {
@@ -133,8 +142,13 @@ export class PeerClient implements PeerTransport {
         const err = answerError(peer, items[0]!.group, items[0]!.key, { statusCode: res.statusCode, headers: res.headers, body })
         throw err instanceof PeerUnavailableError ? err : new PeerUnavailableError(peer, err.message)
       }
+      // Silence after the headers is normal while the origin loads, but it may also be a peer that
+      // hung mid-answer: ask health to check it (a probe), which aborts this batch if it is down.
+      const stalled = () => o.onStall?.(peer)
+      timer = setTimeout(stalled, o.peerTimeoutMs)
       const parser = new FrameParser()
       for await (const chunk of res.body) {
+        timer.refresh()
         for (const frame of parser.push(chunk as Buffer)) {
           const item = items[frame.index]
           if (item) settleFrame(peer, item, frame)
@@ -142,10 +156,17 @@ export class PeerClient implements PeerTransport {
       }
       if (items.some((q) => !q.settled)) throw new PeerUnavailableError(peer, 'the batch answer ended before every key was answered')
     } catch (err) {
-      clearTimeout(timer)
-      const e = err instanceof PeerUnavailableError ? err : live.signal.aborted ? live.signal.reason : transportError(peer, err)
+      const e = err instanceof PeerUnavailableError ? err : ctl.signal.aborted ? ctl.signal.reason : transportError(peer, err)
       for (const q of items) settle(q, undefined, e)
+    } finally {
+      clearTimeout(timer)
+      running.delete(ctl)
     }
+  }
+
+  /** Fails every batch under way to `peer` (it is down): their gets go on to a replica or load locally. */
+  abortPeer(peer: string, reason: string): void {
+    for (const ctl of this.#running.get(peer) ?? []) ctl.abort(new PeerUnavailableError(peer, reason))
   }
 
   /** PUT a value: a set at its owner, or the owner's copy to a replica. Resolves with what the receiver stored. */
@@ -167,11 +188,12 @@ export class PeerClient implements PeerTransport {
     return { ...meta(a.headers), unreachable: typeof unreachable === 'string' && unreachable ? unreachable.split(',') : [] }
   }
 
-  /** DELETE: the peer drops its copies of `key` (older than `before`, when given) and refuses older writes. */
-  async delete(peer: string, group: string, key: string, before?: number): Promise<void> {
+  /** DELETE: the peer drops its copies of `key` (older than `before`, when given) and refuses older writes. Resolves with its tombstone version. */
+  async delete(peer: string, group: string, key: string, before?: number): Promise<number> {
     const headers = before === undefined ? this.#headers : { ...this.#headers, [HEADER.version]: String(before) }
     const a = await this.#request(peer, 'DELETE', group, key, headers, this.#options.peerTimeoutMs)
     if (a.statusCode !== 204 && a.statusCode !== 200) throw answerError(peer, group, key, a)
+    return meta(a.headers).version
   }
 
   /** Tells `peer` that this one is leaving. */

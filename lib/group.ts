@@ -121,7 +121,8 @@ export class Group<T = Buffer> implements ServedGroup {
     let owner: string | undefined
     let stored: Stored | undefined
     let lastError: unknown
-    for (const peer of owners.length ? owners : [this.#host.self]) {
+    const candidates = owners.length ? owners : [this.#host.self]
+    for (const peer of candidates) {
       try {
         stored = peer === this.#host.self ? await this.#storeAsOwner(key, bytes, ttlMs) : await this.#host.transport.put(peer, this.name, key, bytes, { replica: false, ttlMs })
         owner = peer
@@ -133,7 +134,9 @@ export class Group<T = Buffer> implements ServedGroup {
       }
     }
     if (stored === undefined || owner === undefined) throw lastError
-    const { unreachable } = await this.#broadcastDrop(key, stored.version, new Set(owners))
+    // The owner and the replicas after it have the value; everyone else, the owners that failed
+    // included (they may only be cut off), drops older copies.
+    const { unreachable } = await this.#broadcastDrop(key, stored.version, new Set(candidates.slice(candidates.indexOf(owner))))
     return { owner, version: stored.version, expiresAt: stored.expiresAt, unreachable: [...stored.unreachable, ...unreachable] }
   }
 
@@ -148,7 +151,9 @@ export class Group<T = Buffer> implements ServedGroup {
     // The owner first: once it has dropped the value, no peer can fetch the old one again.
     const owner = this.#host.owners(key, 1)[0] ?? this.#host.self
     const first = await this.#dropAt(owner, key, undefined)
-    const rest = await this.#broadcastDrop(key, undefined, new Set([owner]))
+    // The others drop what is not newer than the owner's tombstone, so every peer refuses the same
+    // versions whatever its own clock says (unknown if the owner was unreachable: then drop all).
+    const rest = await this.#broadcastDrop(key, first.line === undefined ? undefined : first.line + 1, new Set([owner]))
     return { acknowledged: [...first.acknowledged, ...rest.acknowledged], unreachable: [...first.unreachable, ...rest.unreachable] }
   }
 
@@ -182,11 +187,11 @@ export class Group<T = Buffer> implements ServedGroup {
   }
 
   /** @internal The server side of DELETE (and a local remove): drop copies and stop flights from caching older values. */
-  drop(key: string, before?: number): void {
+  drop(key: string, before?: number): number {
     this.#checkKey(key)
     this.#loads.forget(key)
     this.#fetches.forget(key)
-    this.#store.remove(key, before)
+    return this.#store.remove(key, before)
   }
 
   async #fetch(owners: string[], key: string, signal: AbortSignal, call: CallState): Promise<Entry<T>> {
@@ -300,14 +305,12 @@ export class Group<T = Buffer> implements ServedGroup {
     return { acknowledged: results.flatMap((r) => r.acknowledged), unreachable: results.flatMap((r) => r.unreachable) }
   }
 
-  async #dropAt(peer: string, key: string, before: number | undefined): Promise<RemoveResult> {
-    if (peer === this.#host.self) {
-      this.drop(key, before)
-      return { acknowledged: [peer], unreachable: [] }
-    }
+  /** Drops `key` at one peer; `line` is that peer's tombstone version when it answered. */
+  async #dropAt(peer: string, key: string, before: number | undefined): Promise<RemoveResult & { line?: number }> {
+    if (peer === this.#host.self) return { acknowledged: [peer], unreachable: [], line: this.drop(key, before) }
     try {
-      await this.#host.transport.delete(peer, this.name, key, before)
-      return { acknowledged: [peer], unreachable: [] }
+      const line = await this.#host.transport.delete(peer, this.name, key, before)
+      return { acknowledged: [peer], unreachable: [], line }
     } catch (err) {
       this.#host.peerFailed(peer, err)
       return { acknowledged: [], unreachable: [peer] }

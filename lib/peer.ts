@@ -102,10 +102,20 @@ export class Peer {
       connections: positive('connections', options.connections ?? 8),
       keepAliveTimeoutMs: positive('keepAliveTimeoutMs', options.keepAliveTimeoutMs ?? 4000),
       maxBatchKeys: positive('maxBatchKeys', options.maxBatchKeys ?? 128),
+      onStall: (p) => this.#health.check(p),
     })
     const probeTimeoutMs = positive('probeTimeoutMs', options.probeTimeoutMs ?? 1000)
     this.#probe = createHttpProbe({ basePath, self: this.self, timeoutMs: probeTimeoutMs })
-    this.#health = new PeerHealth({ probe: this.#probe.probe, probeTimeoutMs, onChange: options.onPeerStateChange })
+    const onChange = options.onPeerStateChange
+    this.#health = new PeerHealth({
+      probe: this.#probe.probe,
+      probeTimeoutMs,
+      onChange: (p, from, to, reason) => {
+        // Gets waiting on a peer that is now down move on to its replica instead of waiting out fetchTimeoutMs.
+        if (to === 'down') this.#client.abortPeer(p, `marked down (${reason})`)
+        onChange?.(p, from, to, reason)
+      },
+    })
     const peer = this
     // A peer that is not up is skipped: its keys go to the next peer on the ring, their replica.
     const skip = (p: string) => p !== peer.self && !peer.#health.isAvailable(p)

@@ -18,7 +18,7 @@ export interface ServedGroup {
   /** A PUT: a set at this peer as the owner, or the owner's copy for this replica. */
   store(key: string, bytes: Buffer, meta: PutMeta): Promise<Stored>
   /** A DELETE: drop the copies of `key` (older than `before`, when given). */
-  drop(key: string, before?: number): void
+  drop(key: string, before?: number): number
 }
 
 export interface HandlerOptions {
@@ -108,9 +108,10 @@ function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerR
       case 'DELETE': {
         const before = optionalNumber(req.headers[HEADER.version])
         if (before === null) return fail(res, 'bad-request', `bad ${HEADER.version} header`)
-        group.drop(key, before)
+        const line = group.drop(key, before)
         res.statusCode = 204
         res.setHeader(HEADER.protocol, String(PROTOCOL_VERSION))
+        res.setHeader(HEADER.version, String(line))
         return void res.end()
       }
       default:

@@ -19,10 +19,18 @@ export class Store<T> {
     this.hot = new ByteCache<T>(hotBytes)
   }
 
-  /** A version for a new value written here: larger than every earlier one, across restarts too (it follows the wall clock). */
+  /**
+   * A version for a new value written here: larger than every version this store has seen (a
+   * Lamport clock, so an owner whose clock runs behind a previous owner's still writes newer
+   * versions), and following the wall clock in µs, so it keeps growing across restarts.
+   */
   nextVersion(): number {
     this.#version = Math.max(this.#version + 1, Date.now() * 1000)
     return this.#version
+  }
+
+  #observe(version: number): void {
+    if (version > this.#version) this.#version = version
   }
 
   /**
@@ -30,6 +38,7 @@ export class Store<T> {
    * after it was made. Returns whether it was stored.
    */
   put(key: string, entry: Entry<T>, where: 'main' | 'hot'): boolean {
+    this.#observe(entry.version)
     const removedAt = this.#tombstones.get(key)
     if (removedAt !== undefined && entry.version <= removedAt) return false
     const held = this.main.get(key) ?? this.hot.get(key)
@@ -44,9 +53,10 @@ export class Store<T> {
 
   /**
    * Drops the copies of `key` older than `before` (every copy when it is omitted: a remove) and
-   * remembers that, so that older writes still in transit are refused when they arrive.
+   * remembers that, so that older writes still in transit are refused when they arrive. Returns the
+   * tombstone: the newest version refused from now on.
    */
-  remove(key: string, before?: number): void {
+  remove(key: string, before?: number): number {
     let line = before === undefined ? this.nextVersion() : before - 1
     for (const cache of [this.main, this.hot]) {
       const held = cache.get(key)
@@ -56,7 +66,11 @@ export class Store<T> {
       if (before === undefined) line = Math.max(line, held.version)
       if (held.version <= line) cache.delete(key)
     }
-    if ((this.#tombstones.get(key) ?? -1) < line) this.#tombstones.set(key, line)
+    this.#observe(line)
+    const held = this.#tombstones.get(key) ?? -1
+    if (held >= line) return held
+    this.#tombstones.set(key, line)
+    return line
   }
 
   stats(): { main: CacheStats; hot: CacheStats } {

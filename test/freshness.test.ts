@@ -211,10 +211,7 @@ t.test('remove with a peer down resolves and names it', async (t) => {
   })
 })
 
-// Bug (lib/group.ts set): an owner the PUT failed at is skipped by the drop broadcast (it is one of
-// the key's owners) and left out of `unreachable`; if it was only cut off, it still holds the old
-// value and serves it again once it is reachable.
-const OWNER_NOT_NAMED_BUG = 'set() leaves an owner it failed to reach out of unreachable (group.ts set)'
+// An owner the PUT failed at may only be cut off: it is sent the drop too, and named when it fails.
 
 t.test('set when the owner is unreachable goes to its replica', async (t) => {
   t.test('the owner closed', async (t) => {
@@ -235,7 +232,7 @@ t.test('set when the owner is unreachable goes to its replica', async (t) => {
     const setter = c.groups[(replica + 1) % 3]!
     const result = await setter.set(key, 'new')
     t.equal(result.owner, c.urls[replica], 'stored by the replica')
-    t.same(result.unreachable, [dead], 'the owner it could not reach is named (its old copy, if it has one, was not dropped)', { todo: OWNER_NOT_NAMED_BUG })
+    t.same(result.unreachable, [dead], 'the owner it could not reach is named (its old copy, if it has one, was not dropped)')
     t.same(await fromEveryPeer(c.groups, key), times(3, 'new'), 'every live peer returns the new value')
     t.equal(c.origin.count(), 0, 'no origin load')
   })
@@ -282,10 +279,8 @@ async function copyFromAheadOwner(url: string, key: string, value: string, ahead
   return res.status
 }
 
-// Bug (lib/group.ts #storeAsOwner with lib/store.ts nextVersion/put): a new owner versions a write by
-// its own clock only; when it holds a copy from a previous owner whose clock ran ahead, its own set
-// is refused by Store.put (older version) and set() still resolves as if stored.
-const SKEW_SET_BUG = 'a set at an owner holding a copy from a clock-ahead previous owner is silently dropped (see report)'
+// Versions are a Lamport clock per store: a new owner holding a copy from a clock-ahead previous owner
+// still versions its own writes above it.
 
 t.test('clock skew between owners: a set at the new owner wins over a copy from an old owner whose clock ran ahead', async (t) => {
   const c = await startGroupCluster(t, 3)
@@ -294,21 +289,18 @@ t.test('clock skew between owners: a set at the new owner wins over a copy from 
   await c.peers[0]!.close() // the replica is the key's owner from now on
   const result = await c.groups[2]!.set(key, 'set at the new owner')
   t.equal(result.owner, c.urls[1], 'stored at the new owner')
-  t.same(await fromEveryPeer(c.groups.slice(1), key), times(2, 'set at the new owner'), 'every live peer returns the set value', { todo: SKEW_SET_BUG })
+  t.same(await fromEveryPeer(c.groups.slice(1), key), times(2, 'set at the new owner'), 'every live peer returns the set value')
 })
 
-// Bug (lib/store.ts remove, with group.ts #originLoad): the tombstone takes the ahead version, and
-// the owner's reloads (versioned by its own clock) are refused by its cache until the tombstone
-// expires (60 s): every get is an origin load meanwhile.
-const SKEW_TOMBSTONE_BUG = 'a tombstone at a clock-ahead version makes the owner refuse to cache its own reloads (see report)'
+// The tombstone takes the ahead version; the owner's reloads must still be versioned above it and cached.
 
 t.test('clock skew between owners: after a remove of a copy from a clock-ahead owner, the key is cached again', async (t) => {
   const c = await startGroupCluster(t, 3)
   const key = c.keyOf(0, 1)
   t.equal(await copyFromAheadOwner(c.urls[0]!, key, 'from a previous owner', 10_000), 204, 'the owner took the copy')
   await c.groups[2]!.remove(key)
-  for (let i = 0; i < 3; i++) t.equal(await c.groups[0]!.get(key), loaded(key, 1), `get ${i + 1} at the owner: the first reload, cached`, { todo: SKEW_TOMBSTONE_BUG })
-  t.equal(c.origin.count(), 1, 'one origin load', { todo: SKEW_TOMBSTONE_BUG })
+  for (let i = 0; i < 3; i++) t.equal(await c.groups[0]!.get(key), loaded(key, 1), `get ${i + 1} at the owner: the first reload, cached`)
+  t.equal(c.origin.count(), 1, 'one origin load')
 })
 
 // The same promises between OS processes (test/fixtures/member.mjs over ../dist: build first).
