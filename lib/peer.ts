@@ -82,6 +82,7 @@ export class Peer {
   readonly #probe: HttpProbe
   #ring: Ring
   #server: http.Server | undefined
+  #closing: Promise<void> | undefined
   #closed = false
 
   constructor(options: PeerOptions) {
@@ -158,7 +159,7 @@ export class Peer {
   group(name: string, options: GroupOptions<string> & { codec: 'string' }): Group<string>
   group<T = unknown>(name: string, options: GroupOptions<T> & { codec: 'json' | Codec<T> }): Group<T>
   group<T>(name: string, options: GroupOptions<T>): Group<T> {
-    if (this.#closed) throw new ClosedError()
+    if (this.#closing) throw new ClosedError()
     if (typeof name === 'string' && this.#groups.has(name)) throw new InvalidGroupError(name, 'a group of that name exists already')
     const group = new Group<T>(name, options, this.#host)
     this.#groups.set(name, group)
@@ -172,7 +173,7 @@ export class Peer {
 
   /** Replaces the membership. Keys move only to or from the peers that joined or left (about 1/N each). */
   setPeers(peers: readonly string[]): void {
-    if (this.#closed) throw new ClosedError()
+    if (this.#closing) throw new ClosedError()
     const before = this.#ring.peers
     this.#ring = this.#buildRing(peers)
     this.#client.retain(this.#ring.peers)
@@ -186,7 +187,7 @@ export class Peer {
 
   /** Serves the peer protocol on its own HTTP server. Resolves with the bound address. */
   async listen(options: ListenOptions = {}): Promise<{ port: number; host: string }> {
-    if (this.#closed) throw new ClosedError()
+    if (this.#closing) throw new ClosedError()
     if (this.#server) throw new InvalidOptionError('listen', 'this peer is listening already')
     const server = http.createServer(this.handler)
     // Longer than the clients' keep-alive (4 s), so a client never reuses a socket the server is closing.
@@ -207,11 +208,16 @@ export class Peer {
    * Leaves gracefully: tells the other peers (so they route around this one at once), stops
    * taking requests, lets those under way finish, and closes connections to peers.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown()
+    return this.#closing
+  }
+
+  async #shutdown(): Promise<void> {
+    // Announce first and keep answering meanwhile: a peer that has not heard yet is still served.
     const others = this.#ring.peers.filter((p) => p !== this.self)
     await Promise.allSettled(others.map((p) => this.#host.limit(() => this.#client.leave(p))))
+    this.#closed = true
     await this.#health.close()
     await this.#probe.close()
     const server = this.#server
