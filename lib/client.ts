@@ -25,7 +25,7 @@ export interface PeerClientOptions {
 
 /** A get waiting for its batch to be sent. */
 interface Queued extends BatchItem {
-  resolve(f: Fetched): void
+  resolve(f: Fetched | undefined): void
   reject(err: unknown): void
   signal: AbortSignal | undefined
   onAbort: (() => void) | undefined
@@ -55,6 +55,8 @@ export type PutMeta =
 /** The operations a group needs from its peers (the HTTP client here; anything else in tests). */
 export interface PeerTransport {
   get(peer: string, group: string, key: string, signal?: AbortSignal): Promise<Fetched>
+  /** The value `peer` holds in its caches, or undefined: it never loads. */
+  peek(peer: string, group: string, key: string, signal?: AbortSignal): Promise<Fetched | undefined>
   put(peer: string, group: string, key: string, bytes: Uint8Array, meta: PutMeta): Promise<Stored>
   delete(peer: string, group: string, key: string, before?: number): Promise<number>
 }
@@ -87,15 +89,23 @@ export class PeerClient implements PeerTransport {
    * PeerUnavailableError, or the signal's reason.
    */
   get(peer: string, group: string, key: string, signal?: AbortSignal): Promise<Fetched> {
+    return this.#enqueue(peer, group, key, false, signal) as Promise<Fetched>
+  }
+
+  peek(peer: string, group: string, key: string, signal?: AbortSignal): Promise<Fetched | undefined> {
+    return this.#enqueue(peer, group, key, true, signal)
+  }
+
+  #enqueue(peer: string, group: string, key: string, peek: boolean, signal: AbortSignal | undefined): Promise<Fetched | undefined> {
     if (signal?.aborted) return Promise.reject(signal.reason)
-    return new Promise<Fetched>((resolve, reject) => {
+    return new Promise<Fetched | undefined>((resolve, reject) => {
       let queue = this.#queues.get(peer)
       if (queue === undefined) {
         queue = []
         this.#queues.set(peer, queue)
         setImmediate(() => this.#flush(peer, queue!))
       }
-      const item: Queued = { group, key, resolve, reject, signal, onAbort: undefined, settled: false }
+      const item: Queued = { group, key, peek, resolve, reject, signal, onAbort: undefined, settled: false }
       if (signal) {
         item.onAbort = () => settle(item, undefined, signal.reason)
         signal.addEventListener('abort', item.onAbort, { once: true })
@@ -252,16 +262,18 @@ function transportError(peer: string, err: unknown): PeerUnavailableError {
   return new PeerUnavailableError(peer, `${e?.code ?? 'error'}: ${e?.message ?? String(err)}`, { cause: err })
 }
 
+/** Settles a queued get: with its value (undefined: a peek that missed), or with `err` when one is given. */
 function settle(q: Queued, value: Fetched | undefined, err?: unknown): void {
   if (q.settled) return
   q.settled = true
   if (q.onAbort) q.signal!.removeEventListener('abort', q.onAbort)
-  if (value !== undefined) q.resolve(value)
+  if (err === undefined) q.resolve(value)
   else q.reject(err)
 }
 
 function settleFrame(peer: string, q: Queued, f: Frame): void {
   if (f.status === 'ok') return settle(q, { bytes: f.payload, expiresAt: f.expiresAt, version: f.version })
+  if (f.status === 'miss') return settle(q, undefined)
   const message = f.payload.toString('utf8')
   if (f.status === 'load') return settle(q, undefined, new LoadError(q.group, q.key, message, { peer }))
   if (f.status === 'invalid-value') return settle(q, undefined, new InvalidValueError(q.group, q.key, `${message} (at ${peer})`))

@@ -2,7 +2,8 @@
 // streamed back one frame each as they are ready, in any order. Length-prefixed, little-endian, no
 // JSON and no base64, so a value crosses the wire as its own bytes.
 //
-// Request body, per key:  u16 group length | group (UTF-8) | u32 key length | key (UTF-8)
+// Request body, per key:  u16 flags+group length | group (UTF-8) | u32 key length | key (UTF-8)
+//   (the top bit of the u16 asks for a peek: the cached value only, never a load; group names are ≤ 64 bytes)
 // Response body, per key: u32 index | u8 status | f64 expiresAt | f64 version | u32 length | payload
 //   (payload: the value, or for an error status its message in UTF-8)
 import type { ErrorReason } from './protocol.js'
@@ -10,10 +11,16 @@ import type { ErrorReason } from './protocol.js'
 export interface BatchItem {
   group: string
   key: string
+  /** Answer from the cache only ('miss' when not held): never load. */
+  peek?: boolean
 }
 
-/** Frame status codes: 0 is a value; the others are the protocol's error reasons. */
-export const FRAME_STATUS: readonly ('ok' | ErrorReason)[] = ['ok', 'load', 'invalid-value', 'unknown-group', 'bad-request', 'internal', 'closing']
+const PEEK = 0x8000
+
+export type FrameStatus = 'ok' | 'miss' | ErrorReason
+
+/** Frame status codes: 0 is a value, 7 a peek that found nothing; the others are the protocol's error reasons. */
+export const FRAME_STATUS: readonly FrameStatus[] = ['ok', 'load', 'invalid-value', 'unknown-group', 'bad-request', 'internal', 'closing', 'miss']
 const STATUS_CODE = new Map(FRAME_STATUS.map((s, i) => [s, i]))
 
 export const FRAME_HEADER_BYTES = 25
@@ -25,7 +32,7 @@ export function encodeBatch(items: readonly BatchItem[]): Buffer {
   let o = 0
   for (const it of items) {
     const g = out.write(it.group, o + 2)
-    out.writeUInt16LE(g, o)
+    out.writeUInt16LE(it.peek ? g | PEEK : g, o)
     o += 2 + g
     const k = out.write(it.key, o + 4)
     out.writeUInt32LE(k, o)
@@ -40,7 +47,8 @@ export function decodeBatch(body: Buffer): BatchItem[] {
   let o = 0
   while (o < body.length) {
     if (o + 2 > body.length) throw new RangeError('truncated batch')
-    const g = body.readUInt16LE(o)
+    const flags = body.readUInt16LE(o)
+    const g = flags & ~PEEK
     o += 2
     if (o + g + 4 > body.length) throw new RangeError('truncated batch')
     const group = body.toString('utf8', o, o + g)
@@ -48,14 +56,14 @@ export function decodeBatch(body: Buffer): BatchItem[] {
     const k = body.readUInt32LE(o)
     o += 4
     if (o + k > body.length) throw new RangeError('truncated batch')
-    items.push({ group, key: body.toString('utf8', o, o + k) })
+    items.push({ group, key: body.toString('utf8', o, o + k), peek: (flags & PEEK) !== 0 })
     o += k
   }
   return items
 }
 
 /** One response frame. */
-export function encodeFrame(index: number, status: 'ok' | ErrorReason, payload: Uint8Array, expiresAt = 0, version = 0): Buffer[] {
+export function encodeFrame(index: number, status: FrameStatus, payload: Uint8Array, expiresAt = 0, version = 0): Buffer[] {
   const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES)
   head.writeUInt32LE(index, 0)
   head.writeUInt8(STATUS_CODE.get(status) ?? STATUS_CODE.get('internal')!, 4)
@@ -67,7 +75,7 @@ export function encodeFrame(index: number, status: 'ok' | ErrorReason, payload: 
 
 export interface Frame {
   index: number
-  status: 'ok' | ErrorReason
+  status: FrameStatus
   expiresAt: number
   version: number
   /** Owns its memory (copied out of the network buffers), so it can be cached as is. */

@@ -50,7 +50,7 @@ export class Group<T = Buffer> implements ServedGroup {
   readonly #loads = new Flight<Entry<T>>()
   /** Fetches from owners. Kept apart from #loads: a peer's request must never join a fetch (a forwarding loop). */
   readonly #fetches = new Flight<Entry<T>>()
-  readonly #stats = { gets: 0, mainHits: 0, hotHits: 0, loads: 0, dedupedLoads: 0, peerLoads: 0, peerErrors: 0, localLoads: 0, serverRequests: 0, loadErrors: 0, sets: 0, removes: 0, replicaWrites: 0 }
+  readonly #stats = { gets: 0, mainHits: 0, hotHits: 0, loads: 0, dedupedLoads: 0, peerLoads: 0, peerErrors: 0, localLoads: 0, serverRequests: 0, loadErrors: 0, sets: 0, removes: 0, replicaWrites: 0, replicaFills: 0 }
 
   /** @internal Groups are made by `peer.group()`. */
   constructor(name: string, options: GroupOptions<T>, host: GroupHost) {
@@ -167,6 +167,13 @@ export class Group<T = Buffer> implements ServedGroup {
     this.#fetches.abortAll(reason)
   }
 
+  /** @internal A peer's peek: the cached entry only. */
+  peek(key: string): Entry | undefined {
+    this.#checkKey(key)
+    this.#stats.serverRequests++
+    return this.#store.main.get(key) ?? this.#store.hot.get(key)
+  }
+
   /** @internal The server side of GET: answer a peer from the caches or a local load, never another peer. */
   async serve(key: string, signal: AbortSignal): Promise<Entry> {
     this.#checkKey(key)
@@ -225,10 +232,38 @@ export class Group<T = Buffer> implements ServedGroup {
     return this.#loadHere(key, signal)
   }
 
-  /** One origin load of `key` in this process, shared by everyone who asks meanwhile. */
+  /** One load of `key` in this process, shared by everyone who asks meanwhile. */
   #loadHere(key: string, signal: AbortSignal | undefined): Promise<Entry<T>> {
     if (this.#loads.has(key)) this.#stats.dedupedLoads++
-    return this.#loads.run(key, (s, call) => this.#originLoad(key, s, call), signal)
+    return this.#loads.run(key, (s, call) => this.#fill(key, s, call), signal)
+  }
+
+  /**
+   * The owner's miss: a replica may still hold the key (this process restarted, or just became the
+   * owner), and a peek there costs a round trip where the origin costs a load. Only then the origin.
+   */
+  async #fill(key: string, signal: AbortSignal, call: CallState): Promise<Entry<T>> {
+    const owners = this.#host.owners(key, this.#replicas)
+    if (owners[0] === this.#host.self) {
+      for (const peer of owners.slice(1)) {
+        let fetched: Fetched | undefined
+        try {
+          fetched = await this.#host.transport.peek(peer, this.name, key, signal)
+        } catch (err) {
+          if (signal.aborted) throw err
+          this.#host.peerFailed(peer, err)
+          continue
+        }
+        this.#host.peerAnswered(peer)
+        if (fetched === undefined) continue
+        const entry = this.#entry(key, fetched.bytes, fetched.expiresAt, fetched.version)
+        // Stored only if nothing newer is known here (a tombstone, a set): else the origin decides.
+        if (call.forgotten || !this.#store.put(key, entry, 'main')) break
+        this.#stats.replicaFills++
+        return entry
+      }
+    }
+    return this.#originLoad(key, signal, call)
   }
 
   async #originLoad(key: string, signal: AbortSignal, call: CallState): Promise<Entry<T>> {

@@ -107,6 +107,8 @@ export interface GroupStats {
   removes: number
   /** Copies received from owners as a replica. */
   replicaWrites: number
+  /** Misses at the owner answered by a replica's copy instead of the origin (after a restart or a membership change). */
+  replicaFills: number
   /** Flights under way now. */
   inFlight: number
   /** The main cache (keys owned or replicated here); `expirations` counts entries that expired. */

@@ -13,6 +13,8 @@ import { type ErrorReason, HEADER, PROTOCOL_VERSION } from './protocol.js'
 export interface ServedGroup {
   /** The largest value this group can cache, in bytes: a bigger PUT body is refused (413). */
   readonly maxValueBytes: number
+  /** The cached entry for `key`, if any: never loads. */
+  peek(key: string): Entry | undefined
   /** The entry for `key`, from the caches or a local load (never from another peer). */
   serve(key: string, signal: AbortSignal): Promise<Entry>
   /** A PUT: a set at this peer as the owner, or the owner's copy for this replica. */
@@ -149,9 +151,13 @@ async function serveBatch(options: HandlerOptions, req: IncomingMessage, res: Se
     if (out.length === 0) queueMicrotask(flush)
     out.push(...frame)
   }
-  items.forEach(({ group: name, key }, i) => {
+  items.forEach(({ group: name, key, peek }, i) => {
     const group = options.group(name)
     if (group === undefined) return emit(encodeFrame(i, 'unknown-group', Buffer.from(`no group "${name}" on this peer`)))
+    if (peek) {
+      const e = group.peek(key)
+      return emit(e ? encodeFrame(i, 'ok', e.bytes, e.expiresAt, e.version) : encodeFrame(i, 'miss', Buffer.alloc(0)))
+    }
     group.serve(key, ac.signal).then(
       (e) => emit(encodeFrame(i, 'ok', e.bytes, e.expiresAt, e.version)),
       (err: unknown) => {
