@@ -1,8 +1,9 @@
 // Remote hit: process B gets values that process A owns and already holds, with B's hot cache off
 // and one replica per key (A's alone), so every get crosses the wire. Against the same GETs from
 // Redis through ioredis (default settings, and enableAutoPipelining). A third process, with
-// batching off (maxBatchKeys: 1), shows what batching is worth. Contestants take turns at each
-// setting, so that noise from the shared machine falls on all of them alike.
+// batching off (maxBatchKeys: 1), shows what batching is worth, and `http-baseline` (one plain
+// undici GET per get to a node:http server holding a Map) the floor of one request per get.
+// Contestants take turns at each setting, so that noise from the shared machine falls on all alike.
 import { Ring } from '../../../dist/ring.js'
 import { commandLinePeerOptions, startCluster } from '../cluster.mjs'
 import { startRole, stopAll } from '../procs.mjs'
@@ -26,22 +27,18 @@ export async function run({ quick, install, log, ...options }) {
   const { procs, urls } = await startCluster(['remoteHit-owner', 'remoteHit-asker', 'remoteHit-asker-unbatched'], (i) => (i === 0 ? groups : askerGroups),
     (i) => ({ ...commandLinePeerOptions(options), ...(i === 2 ? { maxBatchKeys: 1 } : {}) }))
   const [owner, asker, unbatched] = procs
-  const askers = [asker, unbatched]
   const peercacheArgs = (group) => ({ group: group.name })
   const contestants = [{ name: 'peercache', proc: asker, args: peercacheArgs }, { name: 'peercache-unbatched', proc: unbatched, args: peercacheArgs }]
   let server
   try {
+    const ring = new Ring(urls)
+    const keysBySize = new Map(groups.map((g) => [g.valueBytes, ownedKeys(ring, urls[0], g.valueBytes)]))
+    await fillOwner(owner, groups, keysBySize)
+    contestants.push(await httpBaseline(procs, keysBySize))
     if (!redis.missing) {
       server = await startRedis()
-      for (const [name, autoPipelining] of [['ioredis', false], ['ioredis-autopipeline', true]]) {
-        const proc = await startRole('redis-client', { name: `remoteHit-${name}` })
-        procs.push(proc)
-        await proc.call('connect', [{ port: server.port, autoPipelining }])
-        contestants.push({ name, proc, args: (group) => ({ valueBytes: group.valueBytes }) })
-      }
+      contestants.push(...(await redisClients(procs, server.port, keysBySize)))
     }
-    const redisClient = contestants.find((c) => c.name === ANCHOR)?.proc
-    const keysBySize = await fillOwners({ owner, ownerUrl: urls[0], ring: new Ring(urls), groups, redisClient })
     const rows = []
     for (const group of groups) {
       for (const concurrency of CONCURRENCY) {
@@ -58,7 +55,7 @@ export async function run({ quick, install, log, ...options }) {
         for (const c of contestants) rows.push(medianOfRounds(c.name, concurrency, group.valueBytes, runs.get(c.name)))
       }
     }
-    await checkEveryGetCrossedTheWire({ owner, askers, groups })
+    await checkEveryGetCrossedTheWire({ owner, askers: [asker, unbatched], groups })
     return { text: table(rows, redis), json: rows }
   } finally {
     await stopAll(procs)
@@ -66,27 +63,52 @@ export async function run({ quick, install, log, ...options }) {
   }
 }
 
+/** Keys the owner really owns: the same ring as the peers' (one replica per key, so only the owner holds them). */
+function ownedKeys(ring, ownerUrl, valueBytes) {
+  const keys = []
+  for (let i = 0; keys.length < KEY_COUNT[valueBytes]; i++) {
+    const key = `r${valueBytes}:${i}`
+    if (ring.owner(key) === ownerUrl) keys.push(key)
+  }
+  return keys
+}
+
+async function fillOwner(owner, groups, keysBySize) {
+  for (const group of groups) {
+    const keys = keysBySize.get(group.valueBytes)
+    const stats = await owner.call('fill', [{ group: group.name, keys }])
+    if (stats.main.items !== keys.length || stats.loads !== keys.length) throw new Error(`the owner holds ${stats.main.items} of ${keys.length} keys after filling (${stats.loads} loads)`)
+  }
+}
+
+/** The transport floor: a server process holding the same keys, and a client process. */
+async function httpBaseline(procs, keysBySize) {
+  const serverProc = await startRole('http-baseline', { name: 'remoteHit-http-server' })
+  procs.push(serverProc)
+  const clientProc = await startRole('http-baseline', { name: 'remoteHit-http-client' })
+  procs.push(clientProc)
+  const url = await serverProc.call('serve', [{ keysBySize: [...keysBySize] }])
+  await clientProc.call('connect', [{ url }])
+  return { name: 'http-baseline', proc: clientProc, args: (group) => ({ valueBytes: group.valueBytes }) }
+}
+
+/** ioredis with default settings (the anchor) and with auto-pipelining; the Redis holds the same keys. */
+async function redisClients(procs, port, keysBySize) {
+  const contestants = []
+  for (const [name, autoPipelining] of [['ioredis', false], ['ioredis-autopipeline', true]]) {
+    const proc = await startRole('redis-client', { name: `remoteHit-${name}` })
+    procs.push(proc)
+    await proc.call('connect', [{ port, autoPipelining }])
+    contestants.push({ name, proc, args: (group) => ({ valueBytes: group.valueBytes }) })
+  }
+  for (const [valueBytes, keys] of keysBySize) await contestants[0].proc.call('fill', [{ keys, valueBytes }])
+  return contestants
+}
+
 /** One row from several rounds: the median of each figure, and the operations of all rounds. */
 function medianOfRounds(contestant, concurrency, valueBytes, runs) {
   const mid = (field) => median(runs.map((r) => r[field]))
   return { contestant, concurrency, valueBytes, opsPerSec: mid('opsPerSec'), p50Us: mid('p50Us'), p99Us: mid('p99Us'), maxUs: Math.max(...runs.map((r) => r.maxUs)), ops: runs.reduce((sum, r) => sum + r.ops, 0), rounds: runs.length }
-}
-
-/** Keys the owner really owns (the same ring as the peers'), loaded into its cache and into Redis. */
-async function fillOwners({ owner, ownerUrl, ring, groups, redisClient }) {
-  const keysBySize = new Map()
-  for (const group of groups) {
-    const keys = []
-    for (let i = 0; keys.length < KEY_COUNT[group.valueBytes]; i++) {
-      const key = `r${group.valueBytes}:${i}`
-      if (ring.owner(key) === ownerUrl) keys.push(key)
-    }
-    const stats = await owner.call('fill', [{ group: group.name, keys }])
-    if (stats.main.items !== keys.length || stats.loads !== keys.length) throw new Error(`the owner holds ${stats.main.items} of ${keys.length} keys after filling (${stats.loads} loads)`)
-    await redisClient?.call('fill', [{ keys, valueBytes: group.valueBytes }])
-    keysBySize.set(group.valueBytes, keys)
-  }
-  return keysBySize
 }
 
 /** The numbers mean nothing unless the askers fetched every value from the owner. */
@@ -112,6 +134,6 @@ function table(rows, redis) {
     return [r.contestant, r.valueBytes === 100 ? '100 B' : `${r.valueBytes / 1024} KiB`, r.concurrency, r.opsPerSec, r.p50Us, r.p99Us, ratio(r.opsPerSec, a?.opsPerSec), ratio(r.p99Us, a?.p99Us)]
   })
   const anchor = redis.missing ? redis.missing : `anchor: ioredis (default settings) at the same value size and concurrency; ${redis.version}`
-  const note = `\n${anchor}\nfigures: the median of ${rows[0]?.rounds} rounds per contestant, taken in turns\npeercache-unbatched: the same asker with maxBatchKeys: 1 (one request per get)\n`
+  const note = `\n${anchor}\nfigures: the median of ${rows[0]?.rounds} rounds per contestant, taken in turns\npeercache-unbatched: the same asker with maxBatchKeys: 1 (one request per get)\nhttp-baseline: one plain undici GET per get to a node:http server answering from a Map (no peercache)\n`
   return formatTable('Remote hit: get of a value another process holds (hot cache off)', ['contestant', 'value', 'concurrent', 'ops/s', 'p50 µs', 'p99 µs', 'ops/s vs ioredis', 'p99 vs ioredis'], body) + note
 }
