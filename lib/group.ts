@@ -33,6 +33,9 @@ export interface GroupHost {
 }
 
 const GROUP_NAME = /^[A-Za-z0-9._-]{1,64}$/
+/** A failed replica copy is tried again after this long, in ms, at most this many at a time. */
+const COPY_RETRY_MS = 2000
+const MAX_COPY_RETRIES = 10_000
 
 export class Group<T = Buffer> implements ServedGroup {
   readonly name: string
@@ -50,6 +53,8 @@ export class Group<T = Buffer> implements ServedGroup {
   readonly #loads = new Flight<Entry<T>>()
   /** Fetches from owners. Kept apart from #loads: a peer's request must never join a fetch (a forwarding loop). */
   readonly #fetches = new Flight<Entry<T>>()
+  /** Replica copies waiting to be tried again. */
+  #retries = 0
   readonly #stats = { gets: 0, mainHits: 0, hotHits: 0, loads: 0, dedupedLoads: 0, peerLoads: 0, peerErrors: 0, localLoads: 0, serverRequests: 0, loadErrors: 0, sets: 0, removes: 0, replicaWrites: 0, replicaFills: 0 }
 
   /** @internal Groups are made by `peer.group()`. */
@@ -318,20 +323,34 @@ export class Group<T = Buffer> implements ServedGroup {
     const self = this.#host.self
     const mine = owners.length === 0 || owners.includes(self)
     if (!this.#store.put(key, entry, mine ? 'main' : 'hot') || owners[0] !== self || owners.length < 2) return []
-    const meta: PutMeta = { replica: true, version: entry.version, expiresAt: entry.expiresAt }
-    const failed = await Promise.all(
-      owners.slice(1).map((peer) =>
-        this.#host.limit(() => this.#host.transport.put(peer, this.name, key, entry.bytes, meta)).then(
-          () => undefined,
-          (err: unknown) => {
-            this.#host.peerFailed(peer, err)
-            return peer
-          },
-        ),
-      ),
-    )
+    const failed = await Promise.all(owners.slice(1).map((peer) => this.#copy(peer, key, entry, true)))
     return failed.filter((p): p is string => p !== undefined)
   }
+
+  /**
+   * Copies an entry to a replica; resolves with the peer when it failed. A failed copy is tried once
+   * more a little later (a busy peer may have missed peerTimeoutMs) if this process still owns the
+   * same entry then, so that a replica is not left without the key it should take over.
+   */
+  async #copy(peer: string, key: string, entry: Entry<T>, retry: boolean): Promise<string | undefined> {
+    const meta: PutMeta = { replica: true, version: entry.version, expiresAt: entry.expiresAt }
+    try {
+      await this.#host.limit(() => this.#host.transport.put(peer, this.name, key, entry.bytes, meta))
+      return undefined
+    } catch (err) {
+      this.#host.peerFailed(peer, err)
+      if (retry && this.#retries < MAX_COPY_RETRIES) {
+        this.#retries++
+        setTimeout(() => {
+          this.#retries--
+          const owners = this.#host.owners(key, this.#replicas)
+          if (this.#store.main.get(key) === entry && owners[0] === this.#host.self && owners.includes(peer)) void this.#copy(peer, key, entry, false)
+        }, COPY_RETRY_MS).unref()
+      }
+      return peer
+    }
+  }
+
 
   /** Drops copies of `key` (older than `before`) on every member outside `skip`, in parallel, bounded. */
   async #broadcastDrop(key: string, before: number | undefined, skip: Set<string>): Promise<RemoveResult> {
