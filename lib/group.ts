@@ -7,12 +7,13 @@ import type { LimitFunction } from 'p-limit'
 import { type Entry, entrySize } from './cache.js'
 import type { Fetched, PeerTransport, PutMeta, Stored } from './client.js'
 import { type Codec, ownBytes, resolveCodec } from './codec.js'
-import { ClosedError, InvalidGroupError, InvalidKeyError, InvalidOptionError, InvalidValueError, LoadError, PeerUnavailableError } from './errors.js'
+import { ClosedError, InvalidGroupError, InvalidOptionError, InvalidValueError, LoadError, PeerUnavailableError } from './errors.js'
 import { type CallState, Flight } from './flight.js'
 import { Hotness } from './hotness.js'
 import type { GetOptions, GroupOptions, GroupStats, LoadContext, Loaded, RemoveResult, SetOptions, SetResult } from './options.js'
 import type { ServedGroup } from './server.js'
 import { Store } from './store.js'
+import { checkKey, nonNegative, positive } from './validate.js'
 
 export type { GetOptions, GroupOptions, GroupStats, LoadContext, Loaded, RemoveResult, SetOptions, SetResult } from './options.js'
 
@@ -391,26 +392,11 @@ export class Group<T = Buffer> implements ServedGroup {
   }
 
   #checkKey(key: unknown): asserts key is string {
-    if (typeof key !== 'string') throw new InvalidKeyError(this.name, key, 'keys are strings')
-    if (key.length === 0) throw new InvalidKeyError(this.name, key, 'keys are not empty')
-    // A UTF-16 code unit is at most 3 UTF-8 bytes: only long keys need measuring.
-    if (key.length * 3 > this.#maxKeyBytes && Buffer.byteLength(key) > this.#maxKeyBytes) {
-      throw new InvalidKeyError(this.name, key, `keys are at most ${this.#maxKeyBytes} bytes of UTF-8`)
-    }
-    if (!(key as unknown as { isWellFormed(): boolean }).isWellFormed()) throw new InvalidKeyError(this.name, key, 'keys are well-formed Unicode (no lone surrogate)')
+    checkKey(this.name, key, this.#maxKeyBytes)
   }
+
 }
 
 function expiry(ttlMs: number | undefined): number {
   return typeof ttlMs === 'number' && ttlMs > 0 ? Date.now() + ttlMs : 0
-}
-
-function positive(option: string, n: unknown): number {
-  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new InvalidOptionError(option, `must be a positive number, got ${String(n)}`)
-  return n
-}
-
-function nonNegative(option: string, n: unknown): number {
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new InvalidOptionError(option, `must be a number ≥ 0, got ${String(n)}`)
-  return n
 }

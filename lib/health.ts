@@ -6,6 +6,7 @@
 import { Agent, request } from 'undici'
 import { InvalidOptionError } from './errors.js'
 import { DEFAULT_BASE_PATH, HEADER, PROTOCOL_VERSION } from './protocol.js'
+import { positive } from './validate.js'
 
 /** 'up': routed to. 'suspect': a request failed, a probe is deciding. 'down': probed after a cooldown until it answers. */
 export type PeerState = 'up' | 'suspect' | 'down'
@@ -389,9 +390,4 @@ function describe(err: unknown): string | undefined {
   if (err === undefined) return undefined
   const e = err as { message?: unknown }
   return typeof e?.message === 'string' ? e.message : String(err)
-}
-
-function positive(option: string, n: unknown): number {
-  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new InvalidOptionError(option, `must be a positive number, got ${String(n)}`)
-  return n
 }

@@ -11,6 +11,7 @@ import { type HealthReason, type HttpProbe, PeerHealth, type PeerHealthSnapshot,
 import { DEFAULT_BASE_PATH } from './protocol.js'
 import { DEFAULT_VNODES, Ring } from './ring.js'
 import { createHandler, type Handler } from './server.js'
+import { positive } from './validate.js'
 
 export interface PeerOptions {
   /**
@@ -255,9 +256,4 @@ function peerUrl(option: string, value: unknown): string {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidOptionError(option, `must be http: or https:, got ${url.protocol}`)
   if (url.pathname !== '/' || url.search || url.hash) throw new InvalidOptionError(option, `give only scheme, host and port (use basePath for a path): ${value}`)
   return url.origin
-}
-
-function positive(option: string, n: number): number {
-  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new InvalidOptionError(option, `must be a positive number, got ${String(n)}`)
-  return n
 }

@@ -1,0 +1,25 @@
+// Checks of what users pass in, shared by the Peer, its groups and health: each names what is wrong.
+import { InvalidKeyError, InvalidOptionError } from './errors.js'
+
+/** A finite number > 0, or InvalidOptionError naming the option. */
+export function positive(option: string, n: unknown): number {
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new InvalidOptionError(option, `must be a positive number, got ${String(n)}`)
+  return n
+}
+
+/** A finite number ≥ 0, or InvalidOptionError naming the option. */
+export function nonNegative(option: string, n: unknown): number {
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new InvalidOptionError(option, `must be a number ≥ 0, got ${String(n)}`)
+  return n
+}
+
+/** A key is a non-empty, well-formed string of at most `maxKeyBytes` bytes of UTF-8. */
+export function checkKey(group: string, key: unknown, maxKeyBytes: number): asserts key is string {
+  if (typeof key !== 'string') throw new InvalidKeyError(group, key, 'keys are strings')
+  if (key.length === 0) throw new InvalidKeyError(group, key, 'keys are not empty')
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: only long keys need measuring.
+  if (key.length * 3 > maxKeyBytes && Buffer.byteLength(key) > maxKeyBytes) {
+    throw new InvalidKeyError(group, key, `keys are at most ${maxKeyBytes} bytes of UTF-8`)
+  }
+  if (!(key as unknown as { isWellFormed(): boolean }).isWellFormed()) throw new InvalidKeyError(group, key, 'keys are well-formed Unicode (no lone surrogate)')
+}
