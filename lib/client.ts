@@ -27,8 +27,6 @@ export interface PeerClientOptions {
 interface Queued extends BatchItem {
   resolve(f: Fetched | undefined): void
   reject(err: unknown): void
-  signal: AbortSignal | undefined
-  onAbort: (() => void) | undefined
   settled: boolean
 }
 
@@ -54,9 +52,9 @@ export type PutMeta =
 
 /** The operations a group needs from its peers (the HTTP client here; anything else in tests). */
 export interface PeerTransport {
-  get(peer: string, group: string, key: string, signal?: AbortSignal): Promise<Fetched>
+  get(peer: string, group: string, key: string): Promise<Fetched>
   /** The value `peer` holds in its caches, or undefined: it never loads. */
-  peek(peer: string, group: string, key: string, signal?: AbortSignal): Promise<Fetched | undefined>
+  peek(peer: string, group: string, key: string): Promise<Fetched | undefined>
   put(peer: string, group: string, key: string, bytes: Uint8Array, meta: PutMeta): Promise<Stored>
   delete(peer: string, group: string, key: string, before?: number): Promise<number>
 }
@@ -85,19 +83,20 @@ export class PeerClient implements PeerTransport {
 
   /**
    * Fetches a key. Gets for the same peer within one event-loop turn travel together in one batched
-   * request (a lone get is a batch of one, which its signal can call off). Rejects with LoadError/InvalidValueError (final),
-   * PeerUnavailableError, or the signal's reason.
+   * request (a lone get is a batch of one). Rejects with LoadError/InvalidValueError (final),
+   * PeerUnavailableError.
    */
-  get(peer: string, group: string, key: string, signal?: AbortSignal): Promise<Fetched> {
-    return this.#enqueue(peer, group, key, false, signal) as Promise<Fetched>
+  get(peer: string, group: string, key: string): Promise<Fetched> {
+    return this.#enqueue(peer, group, key, false) as Promise<Fetched>
   }
 
-  peek(peer: string, group: string, key: string, signal?: AbortSignal): Promise<Fetched | undefined> {
-    return this.#enqueue(peer, group, key, true, signal)
+  peek(peer: string, group: string, key: string): Promise<Fetched | undefined> {
+    return this.#enqueue(peer, group, key, true)
   }
 
-  #enqueue(peer: string, group: string, key: string, peek: boolean, signal: AbortSignal | undefined): Promise<Fetched | undefined> {
-    if (signal?.aborted) return Promise.reject(signal.reason)
+  // Callers leave through their flight (Flight's waiters), not here: a queued get has no abort
+  // listener of its own, which keeps a remote hit to a few allocations.
+  #enqueue(peer: string, group: string, key: string, peek: boolean): Promise<Fetched | undefined> {
     return new Promise<Fetched | undefined>((resolve, reject) => {
       let queue = this.#queues.get(peer)
       if (queue === undefined) {
@@ -105,12 +104,7 @@ export class PeerClient implements PeerTransport {
         this.#queues.set(peer, queue)
         setImmediate(() => this.#flush(peer, queue!))
       }
-      const item: Queued = { group, key, peek, resolve, reject, signal, onAbort: undefined, settled: false }
-      if (signal) {
-        item.onAbort = () => settle(item, undefined, signal.reason)
-        signal.addEventListener('abort', item.onAbort, { once: true })
-      }
-      queue.push(item)
+      queue.push({ group, key, peek, resolve, reject, settled: false })
       if (queue.length >= this.#options.maxBatchKeys) this.#flush(peer, queue)
     })
   }
@@ -118,8 +112,7 @@ export class PeerClient implements PeerTransport {
   #flush(peer: string, queue: Queued[]): void {
     if (this.#queues.get(peer) !== queue) return // sent already (it filled up)
     this.#queues.delete(peer)
-    const live = queue.filter((q) => !q.settled)
-    if (live.length > 0) void this.#getBatch(peer, live)
+    void this.#getBatch(peer, queue)
   }
 
   /**
@@ -136,15 +129,13 @@ export class PeerClient implements PeerTransport {
     if (running === undefined) this.#running.set(peer, (running = new Set()))
     running.add(ctl)
     let timer = setTimeout(() => ctl.abort(new PeerUnavailableError(peer, `no answer within ${o.peerTimeoutMs} ms`)), o.peerTimeoutMs)
-    // A lone get can be called off; a shared batch goes on for the others.
-    const own = items.length === 1 ? items[0]!.signal : undefined
     try {
       const res = await this.#pool(peer).request({
         path: `${o.basePath}batch`,
         method: 'POST',
         headers: this.#batchHeaders,
         body: encodeBatch(items),
-        signal: own ? AbortSignal.any([ctl.signal, own]) : ctl.signal,
+        signal: ctl.signal,
       })
       clearTimeout(timer)
       if (res.statusCode !== 200) {
@@ -266,7 +257,6 @@ function transportError(peer: string, err: unknown): PeerUnavailableError {
 function settle(q: Queued, value: Fetched | undefined, err?: unknown): void {
   if (q.settled) return
   q.settled = true
-  if (q.onAbort) q.signal!.removeEventListener('abort', q.onAbort)
   if (err === undefined) q.resolve(value)
   else q.reject(err)
 }

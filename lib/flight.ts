@@ -10,16 +10,39 @@ export interface CallState {
    * its result still reaches the callers who were waiting, but must not be cached.
    */
   readonly forgotten: boolean
+  /** Whether the call was aborted: every waiter left, or `abortAll`. */
+  readonly aborted: boolean
+  /** Why it was aborted (undefined while it was not). */
+  readonly reason: unknown
+  /** Aborts with the call. Made on first use: most calls (fetches of hot keys) never need one. */
+  readonly signal: AbortSignal
 }
 
-interface Call<T> extends CallState {
-  forgotten: boolean
-  promise: Promise<T>
-  controller: AbortController
+class Call<T> implements CallState {
+  forgotten = false
+  promise: Promise<T> = undefined as never
   /** Waiters that can still leave (they passed a signal). */
-  leavable: number
+  leavable = 0
   /** A waiter without a signal stays to the end, so the call can never be abandoned. */
-  pinned: boolean
+  pinned = false
+  aborted = false
+  reason: unknown = undefined
+  #controller: AbortController | undefined
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController()
+      if (this.aborted) this.#controller.abort(this.reason)
+    }
+    return this.#controller.signal
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return
+    this.aborted = true
+    this.reason = reason
+    this.#controller?.abort(reason)
+  }
 }
 
 export class Flight<T> {
@@ -35,16 +58,16 @@ export class Flight<T> {
   }
 
   /**
-   * Joins the call for `key`, or starts it with `start`. `start` gets a signal that aborts when every
-   * waiter has left (or `abortAll` is called), and always ends the call, whether it returns, throws
-   * synchronously or rejects. `signal` only ends this caller's wait.
+   * Joins the call for `key`, or starts it with `start`. `start` gets the call's state, whose signal
+   * aborts when every waiter has left (or `abortAll` is called); the call always ends, whether
+   * `start` returns, throws synchronously or rejects. `signal` only ends this caller's wait.
    */
-  run(key: string, start: (signal: AbortSignal, call: CallState) => Promise<T> | T, signal?: AbortSignal): Promise<T> {
+  run(key: string, start: (call: CallState) => Promise<T> | T, signal?: AbortSignal): Promise<T> {
     if (signal?.aborted) return Promise.reject(abortReason(signal))
     let call = this.#calls.get(key)
     if (call === undefined) {
-      const c: Call<T> = { forgotten: false, promise: undefined as never, controller: new AbortController(), leavable: 0, pinned: false }
-      c.promise = (async () => start(c.controller.signal, c))()
+      const c = new Call<T>()
+      c.promise = (async () => start(c))()
       // Registered before any waiter's handler, so the key is free again by the time a waiter
       // sees the outcome (a retry after an error starts a new call).
       const done = () => this.#detach(key, c)
@@ -71,7 +94,7 @@ export class Flight<T> {
   /** Aborts every call (on close); their waiters get the rejection their start function gives. */
   abortAll(reason: unknown): void {
     for (const [key, call] of this.#calls) {
-      call.controller.abort(reason)
+      call.abort(reason)
       this.#detach(key, call)
     }
   }
@@ -89,7 +112,7 @@ export class Flight<T> {
           // Nobody is left to use the result: stop the work, and let the next caller start afresh.
           call.forgotten = true
           this.#detach(key, call)
-          call.controller.abort(abortReason(signal))
+          call.abort(abortReason(signal))
         }
         reject(abortReason(signal))
       }

@@ -106,7 +106,7 @@ export class Group<T = Buffer> implements ServedGroup {
     const owners = this.#host.owners(key, this.#replicas)
     if (owners[0] === this.#host.self || owners.length === 0) return (await this.#loadHere(key, signal)).value
     if (this.#fetches.has(key)) this.#stats.dedupedLoads++
-    return (await this.#fetches.run(key, (s, call) => this.#fetch(owners, key, s, call), signal)).value
+    return (await this.#fetches.run(key, (call) => this.#fetch(owners, key, call), signal)).value
   }
 
   /**
@@ -181,12 +181,12 @@ export class Group<T = Buffer> implements ServedGroup {
   }
 
   /** @internal The server side of GET: answer a peer from the caches or a local load, never another peer. */
-  async serve(key: string, signal: AbortSignal): Promise<Entry> {
+  serve(key: string, signal: () => AbortSignal): Entry | Promise<Entry> {
     this.#checkKey(key)
     this.#stats.serverRequests++
     const entry = this.#store.main.get(key) ?? this.#store.hot.get(key)
     if (entry !== undefined) return entry
-    return this.#loadHere(key, signal)
+    return this.#loadHere(key, signal())
   }
 
   /** @internal The server side of PUT. */
@@ -207,16 +207,16 @@ export class Group<T = Buffer> implements ServedGroup {
     return this.#store.remove(key, before)
   }
 
-  async #fetch(owners: string[], key: string, signal: AbortSignal, call: CallState): Promise<Entry<T>> {
+  async #fetch(owners: string[], key: string, call: CallState): Promise<Entry<T>> {
     const self = this.#host.self
     const isReplica = owners.includes(self)
     for (const peer of owners) {
       if (peer === self) continue
       let fetched: Fetched
       try {
-        fetched = await this.#host.transport.get(peer, this.name, key, signal)
+        fetched = await this.#host.transport.get(peer, this.name, key)
       } catch (err) {
-        if (signal.aborted) throw err
+        if (call.aborted) throw err
         if (!(err instanceof PeerUnavailableError)) {
           this.#host.peerAnswered(peer) // the origin failed there: the peer itself is fine
           throw err
@@ -235,28 +235,28 @@ export class Group<T = Buffer> implements ServedGroup {
       return entry
     }
     this.#stats.localLoads++
-    return this.#loadHere(key, signal)
+    return this.#loadHere(key, call.signal)
   }
 
   /** One load of `key` in this process, shared by everyone who asks meanwhile. */
   #loadHere(key: string, signal: AbortSignal | undefined): Promise<Entry<T>> {
     if (this.#loads.has(key)) this.#stats.dedupedLoads++
-    return this.#loads.run(key, (s, call) => this.#fill(key, s, call), signal)
+    return this.#loads.run(key, (call) => this.#fill(key, call), signal)
   }
 
   /**
    * The owner's miss: a replica may still hold the key (this process restarted, or just became the
    * owner), and a peek there costs a round trip where the origin costs a load. Only then the origin.
    */
-  async #fill(key: string, signal: AbortSignal, call: CallState): Promise<Entry<T>> {
+  async #fill(key: string, call: CallState): Promise<Entry<T>> {
     const owners = this.#host.owners(key, this.#replicas)
     if (owners[0] === this.#host.self) {
       for (const peer of owners.slice(1)) {
         let fetched: Fetched | undefined
         try {
-          fetched = await this.#host.transport.peek(peer, this.name, key, signal)
+          fetched = await this.#host.transport.peek(peer, this.name, key)
         } catch (err) {
-          if (signal.aborted) throw err
+          if (call.aborted) throw err
           this.#host.peerFailed(peer, err)
           continue
         }
@@ -269,20 +269,26 @@ export class Group<T = Buffer> implements ServedGroup {
         return entry
       }
     }
-    return this.#originLoad(key, signal, call)
+    return this.#originLoad(key, call)
   }
 
-  async #originLoad(key: string, signal: AbortSignal, call: CallState): Promise<Entry<T>> {
+  async #originLoad(key: string, call: CallState): Promise<Entry<T>> {
     this.#stats.loads++
     // The version is taken before the origin is read: a set or remove that lands during the load
     // gets a newer one, so this result can never overwrite it anywhere (owner, replica, hot copy).
     const version = this.#store.nextVersion()
-    const ctx: LoadContext = { group: this.name, signal, ttlMs: this.#ttlMs || undefined }
+    const ctx: LoadContext = {
+      group: this.name,
+      get signal() {
+        return call.signal
+      },
+      ttlMs: this.#ttlMs || undefined,
+    }
     let value: Loaded<T>
     try {
       value = await this.#load(key, ctx)
     } catch (err) {
-      if (signal.aborted) throw signal.reason
+      if (call.aborted) throw call.reason
       this.#stats.loadErrors++
       throw new LoadError(this.name, key, (err as Error)?.message ?? String(err), { cause: err })
     }

@@ -65,12 +65,12 @@ export class Ring {
     const out: string[] = []
     const total = this.#points.length
     if (total === 0 || count < 1) return out
-    const seen = new Uint8Array(this.peers.length)
+    const seen: number[] = [] // a few peers at most: a small array beats a per-call table
     const wanted = Math.min(count, this.peers.length)
     for (let i = this.#index(hashKey(key)), steps = 0; steps < total && out.length < wanted; steps++, i = i + 1 === total ? 0 : i + 1) {
       const p = this.#owners[i]!
-      if (seen[p]) continue
-      seen[p] = 1
+      if (seen.includes(p)) continue
+      seen.push(p)
       const peer = this.peers[p]!
       if (!skip?.(peer)) out.push(peer)
     }

@@ -15,8 +15,11 @@ export interface ServedGroup {
   readonly maxValueBytes: number
   /** The cached entry for `key`, if any: never loads. */
   peek(key: string): Entry | undefined
-  /** The entry for `key`, from the caches or a local load (never from another peer). */
-  serve(key: string, signal: AbortSignal): Promise<Entry>
+  /**
+   * The entry for `key`: from the caches at once, or a promise of a local load (never from another
+   * peer). `signal` is asked for only when the key has to wait for a load.
+   */
+  serve(key: string, signal: () => AbortSignal): Entry | Promise<Entry>
   /** A PUT: a set at this peer as the owner, or the owner's copy for this replica. */
   store(key: string, bytes: Buffer, meta: PutMeta): Promise<Stored>
   /** A DELETE: drop the copies of `key` (older than `before`, when given). */
@@ -132,13 +135,44 @@ async function serveBatch(options: HandlerOptions, req: IncomingMessage, res: Se
     return fail(res, 'bad-request', (err as Error).message)
   }
   if (items.length === 0 || items.length > MAX_BATCH_KEYS) return fail(res, 'bad-request', `a batch holds 1 to ${MAX_BATCH_KEYS} keys`)
-  const ac = new AbortController()
-  setMaxListeners(0, ac.signal) // one listener per key of the batch waiting on a flight
-  res.once('close', () => ac.abort())
-  res.writeHead(200, { 'content-type': 'application/x-peercache-frames', [HEADER.protocol]: String(PROTOCOL_VERSION) })
-  // Headers go out at once: the asker's headers timeout then measures this peer's liveness, not the origin's latency.
-  res.flushHeaders()
-  let remaining = items.length
+  // Made only if a key has to wait for a load: the asker hanging up then takes those waits off their flights.
+  let ac: AbortController | undefined
+  const signal = () => {
+    if (ac === undefined) {
+      const c = (ac = new AbortController())
+      setMaxListeners(0, c.signal) // one listener per key of the batch waiting on a flight
+      res.once('close', () => {
+        if (!res.writableFinished) c.abort()
+      })
+    }
+    return ac.signal
+  }
+  const ready: Buffer[] = []
+  const waiting: [number, Promise<Entry>][] = []
+  items.forEach(({ group: name, key, peek }, i) => {
+    const group = options.group(name)
+    if (group === undefined) return ready.push(...encodeFrame(i, 'unknown-group', Buffer.from(`no group "${name}" on this peer`)))
+    try {
+      const found = peek ? group.peek(key) : group.serve(key, signal)
+      if (found instanceof Promise) waiting.push([i, found])
+      else ready.push(...(found ? encodeFrame(i, 'ok', found.bytes, found.expiresAt, found.version) : encodeFrame(i, 'miss', Buffer.alloc(0))))
+    } catch (err) {
+      ready.push(...errorFrame(i, err))
+    }
+  })
+  const head = { 'content-type': 'application/x-peercache-frames', [HEADER.protocol]: String(PROTOCOL_VERSION) }
+  if (waiting.length === 0) {
+    // Every key was in the cache: one write, headers and frames together.
+    const body = Buffer.concat(ready)
+    res.writeHead(200, { ...head, 'content-length': body.length })
+    return void res.end(body)
+  }
+  // Headers (and what is ready) go out at once: the asker's headers timeout then measures this
+  // peer's liveness, not the origin's latency. The rest streams as it is ready.
+  res.writeHead(200, head)
+  if (ready.length > 0) res.write(Buffer.concat(ready))
+  else res.flushHeaders()
+  let remaining = waiting.length
   let out: Buffer[] = []
   const flush = () => {
     if (out.length === 0 || res.destroyed) return
@@ -151,21 +185,17 @@ async function serveBatch(options: HandlerOptions, req: IncomingMessage, res: Se
     if (out.length === 0) queueMicrotask(flush)
     out.push(...frame)
   }
-  items.forEach(({ group: name, key, peek }, i) => {
-    const group = options.group(name)
-    if (group === undefined) return emit(encodeFrame(i, 'unknown-group', Buffer.from(`no group "${name}" on this peer`)))
-    if (peek) {
-      const e = group.peek(key)
-      return emit(e ? encodeFrame(i, 'ok', e.bytes, e.expiresAt, e.version) : encodeFrame(i, 'miss', Buffer.alloc(0)))
-    }
-    group.serve(key, ac.signal).then(
+  for (const [i, p] of waiting) {
+    p.then(
       (e) => emit(encodeFrame(i, 'ok', e.bytes, e.expiresAt, e.version)),
-      (err: unknown) => {
-        const [reason, message] = reasonOf(err)
-        emit(encodeFrame(i, reason, Buffer.from(message)))
-      },
+      (err: unknown) => emit(errorFrame(i, err)),
     )
-  })
+  }
+}
+
+function errorFrame(i: number, err: unknown): Buffer[] {
+  const [reason, message] = reasonOf(err)
+  return encodeFrame(i, reason, Buffer.from(message))
 }
 
 async function storeKey(group: ServedGroup, key: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -238,7 +268,7 @@ async function serveKey(group: ServedGroup, key: string, req: IncomingMessage, r
   }
   res.once('close', onClose)
   try {
-    const entry = await group.serve(key, ac.signal)
+    const entry = await group.serve(key, () => ac.signal)
     res.statusCode = 200
     res.setHeader('content-type', 'application/octet-stream')
     res.setHeader('content-length', entry.bytes.byteLength)

@@ -2,7 +2,7 @@
 // throw, rejection), leaving no entry behind; a waiter can leave without stopping the call for others.
 import t from 'tap'
 import { AbortError } from '../lib/errors.js'
-import { Flight } from '../lib/flight.js'
+import { type CallState, Flight } from '../lib/flight.js'
 
 /** A promise with its resolve/reject, to end a call when the test says so. */
 function deferred<T>() {
@@ -90,8 +90,8 @@ t.test('when every waiter leaves, the call signal aborts and the next run starts
   const first = deferred<string>()
   const controllers = [new AbortController(), new AbortController()]
   const waits = controllers.map((c) =>
-    flight.run('k', (s) => {
-      callSignal = s
+    flight.run('k', (call) => {
+      callSignal = call.signal
       return first.promise
     }, c.signal),
   )
@@ -111,7 +111,7 @@ t.test('a waiter without a signal pins the call: it is never aborted', async (t)
   const d = deferred<string>()
   let callSignal: AbortSignal | undefined
   const ac = new AbortController()
-  const pinned = flight.run('k', (s) => ((callSignal = s), d.promise))
+  const pinned = flight.run('k', (call) => ((callSignal = call.signal), d.promise))
   const leaving = flight.run('k', () => d.promise, ac.signal)
   ac.abort()
   await t.rejects(leaving)
@@ -133,7 +133,7 @@ t.test('forget detaches a call: its waiters still get the result, which is marke
   const flight = new Flight<string>()
   const d = deferred<string>()
   let state: { forgotten: boolean } | undefined
-  const old = flight.run('k', (_s, call) => ((state = call), d.promise))
+  const old = flight.run('k', (call) => ((state = call), d.promise))
   t.equal(flight.forget('k'), true)
   t.equal(flight.forget('k'), false)
   t.equal(state!.forgotten, true)
@@ -146,7 +146,7 @@ t.test('forget detaches a call: its waiters still get the result, which is marke
 t.test('abortAll aborts every call and frees every key', async (t) => {
   const flight = new Flight<string>()
   const signals: AbortSignal[] = []
-  const start = (s: AbortSignal) => {
+  const start = ({ signal: s }: CallState) => {
     signals.push(s)
     return new Promise<string>((_, reject) => s.addEventListener('abort', () => reject(s.reason)))
   }
@@ -156,4 +156,18 @@ t.test('abortAll aborts every call and frees every key', async (t) => {
   t.equal(flight.size, 0)
   const results = await Promise.allSettled(runs)
   t.ok(results.every((r) => r.status === 'rejected' && (r.reason as Error).message === 'closing'))
+})
+
+t.test('a call makes its AbortController only when its signal is asked for', async (t) => {
+  const flight = new Flight<string>()
+  let state: CallState | undefined
+  const d = deferred<string>()
+  const ac = new AbortController()
+  const run = flight.run('k', (call) => ((state = call), d.promise), ac.signal)
+  ac.abort()
+  await t.rejects(run)
+  t.equal(state!.aborted, true, 'abandoned: aborted without a signal ever made')
+  t.equal(state!.signal.aborted, true, 'a signal asked for afterwards is already aborted')
+  t.ok(state!.reason !== undefined, 'with the reason')
+  d.resolve('late')
 })
