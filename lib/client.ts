@@ -30,7 +30,7 @@ interface Queued extends BatchItem {
   settled: boolean
 }
 
-/** A value with the owner's metadata. `bytes` owns its memory (safe to cache). */
+/** A value with the owner's metadata. `bytes` may be a view into a network buffer: copy it (ownBytes) to keep it. */
 export interface Fetched {
   bytes: Buffer
   expiresAt: number
@@ -148,13 +148,18 @@ export class PeerClient implements PeerTransport {
       const stalled = () => o.onStall?.(peer)
       timer = setTimeout(stalled, o.peerTimeoutMs)
       const parser = new FrameParser()
-      for await (const chunk of res.body) {
-        timer.refresh()
-        for (const frame of parser.push(chunk as Buffer)) {
-          const item = items[frame.index]
-          if (item) settleFrame(peer, item, frame)
-        }
-      }
+      const body = res.body
+      await new Promise<void>((resolve, reject) => {
+        body.on('data', (chunk: Buffer) => {
+          timer.refresh()
+          for (const frame of parser.push(chunk)) {
+            const item = items[frame.index]
+            if (item) settleFrame(peer, item, frame)
+          }
+        })
+        body.once('end', resolve)
+        body.once('error', reject)
+      })
       if (items.some((q) => !q.settled)) throw new PeerUnavailableError(peer, 'the batch answer ended before every key was answered')
     } catch (err) {
       const e = err instanceof PeerUnavailableError ? err : ctl.signal.aborted ? ctl.signal.reason : transportError(peer, err)

@@ -78,7 +78,7 @@ export interface Frame {
   status: FrameStatus
   expiresAt: number
   version: number
-  /** Owns its memory (copied out of the network buffers), so it can be cached as is. */
+  /** A view into the network buffer: copy it (ownBytes) before keeping it. */
   payload: Buffer
 }
 
@@ -94,8 +94,7 @@ export class FrameParser {
     while (buf.length - o >= FRAME_HEADER_BYTES) {
       const len = buf.readUInt32LE(o + 21)
       if (buf.length - o < FRAME_HEADER_BYTES + len) break
-      const payload = Buffer.allocUnsafeSlow(len)
-      buf.copy(payload, 0, o + FRAME_HEADER_BYTES, o + FRAME_HEADER_BYTES + len)
+      const payload = buf.subarray(o + FRAME_HEADER_BYTES, o + FRAME_HEADER_BYTES + len)
       frames.push({
         index: buf.readUInt32LE(o),
         status: FRAME_STATUS[buf.readUInt8(o + 4)] ?? 'internal',

@@ -190,9 +190,10 @@ export class Group<T = Buffer> implements ServedGroup {
   }
 
   /** @internal The server side of PUT. */
-  async store(key: string, bytes: Buffer, meta: PutMeta): Promise<Stored> {
+  async store(key: string, body: Buffer, meta: PutMeta): Promise<Stored> {
     this.#checkKey(key)
     this.#stats.serverRequests++
+    const bytes = ownBytes(body) // a request body may be a slice of a shared pool
     if (!meta.replica) return this.#storeAsOwner(key, bytes, meta.ttlMs)
     this.#stats.replicaWrites++
     this.#store.put(key, this.#entry(key, bytes, meta.expiresAt, meta.version), 'main')
@@ -227,15 +228,19 @@ export class Group<T = Buffer> implements ServedGroup {
       }
       this.#host.peerAnswered(peer)
       this.#stats.peerLoads++
-      const entry = this.#entry(key, fetched.bytes, fetched.expiresAt, fetched.version)
-      if (!call.forgotten) {
-        if (isReplica) this.#store.put(key, entry, 'main')
-        else if (this.#hotness.add(key) >= this.#hotThreshold) this.#store.put(key, entry, 'hot')
-      }
+      // Only a value that is kept needs its own memory; one just handed back can stay a view of the answer.
+      const where = call.forgotten ? undefined : isReplica ? 'main' : this.#isHot(key) ? 'hot' : undefined
+      const entry = this.#entry(key, where ? ownBytes(fetched.bytes) : fetched.bytes, fetched.expiresAt, fetched.version)
+      if (where) this.#store.put(key, entry, where)
       return entry
     }
     this.#stats.localLoads++
     return this.#loadHere(key, call.signal)
+  }
+
+  /** Counts a fetch of `key` and tells whether it is now hot enough for a copy here (never, with no hot cache). */
+  #isHot(key: string): boolean {
+    return this.#store.hot.maxBytes > 0 && this.#hotness.add(key) >= this.#hotThreshold
   }
 
   /** One load of `key` in this process, shared by everyone who asks meanwhile. */
@@ -262,7 +267,7 @@ export class Group<T = Buffer> implements ServedGroup {
         }
         this.#host.peerAnswered(peer)
         if (fetched === undefined) continue
-        const entry = this.#entry(key, fetched.bytes, fetched.expiresAt, fetched.version)
+        const entry = this.#entry(key, ownBytes(fetched.bytes), fetched.expiresAt, fetched.version)
         // Stored only if nothing newer is known here (a tombstone, a set): else the origin decides.
         if (call.forgotten || !this.#store.put(key, entry, 'main')) break
         this.#stats.replicaFills++
