@@ -21,7 +21,8 @@ export type Loaded<T> = T extends Buffer ? Uint8Array : T
 export interface GroupOptions<T = Buffer> {
   /**
    * This process's byte budget for the group, main and hot cache together. Each entry counts its
-   * value bytes plus its key length plus 64 bytes of bookkeeping. Required; > 0.
+   * value bytes plus its key length plus 768 bytes of measured per-entry overhead (so that RSS
+   * tracks the budget; small values therefore cost more than their size). Required; > 0.
    */
   maxBytes: number
   /** The origin: called at most once at a time per key in this process, normally only at the key's owner. */

@@ -29,5 +29,5 @@ function table(full, churned, plain) {
   const rows = [row('group, just full', full), row('group, after as many loads again', churned), row('plain Map, same Buffers', plain)]
   return formatTable(`Memory: a group full at maxBytes = ${mib(full.maxBytes)} with ${full.valueBytes} B values (fresh process, after gc)`,
     ['holder', 'entries', 'RSS growth', 'heap total growth', 'heap used growth', 'external growth', 'overhead B/entry', 'RSS growth / maxBytes'], rows) +
-    `\nthe budget counts ${full.budgetBytes.toLocaleString('en-US')} bytes for these entries (value + key + 64 per entry)\n`
+    `\nthe budget counts ${full.budgetBytes.toLocaleString('en-US')} bytes for these entries (value + key + the per-entry overhead lib/cache.ts charges)\n`
 }
