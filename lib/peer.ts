@@ -26,7 +26,7 @@ export interface PeerOptions {
   peers?: readonly string[]
   /** Path prefix of the peer protocol; must start and end with `/`. Default `/_peercache/`. */
   basePath?: string
-  /** Points per peer on the hash ring. Default 160 (see README, "Defaults"). */
+  /** Points per peer on the hash ring. Default 500 (README, "Defaults"); lower it to 100-160 above ~200 peers. */
   vnodes?: number
   /**
    * How long a peer may take to start answering a fetch, in ms (undici's headersTimeout). Peers
