@@ -84,11 +84,18 @@ export interface Frame {
 
 /** Reassembles frames from a stream of chunks. */
 export class FrameParser {
-  #buf: Buffer = Buffer.alloc(0)
+  /** Chunks of the unfinished frame, joined only once it is complete (a large value spans many). */
+  #parts: Buffer[] = []
+  #size = 0
+  /** Bytes needed before the next frame can be read. */
+  #need = FRAME_HEADER_BYTES
 
   /** Frames completed by `chunk`. */
   push(chunk: Buffer): Frame[] {
-    const buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk])
+    this.#parts.push(chunk)
+    this.#size += chunk.length
+    if (this.#size < this.#need) return []
+    const buf = this.#parts.length === 1 ? chunk : Buffer.concat(this.#parts, this.#size)
     const frames: Frame[] = []
     let o = 0
     while (buf.length - o >= FRAME_HEADER_BYTES) {
@@ -104,12 +111,15 @@ export class FrameParser {
       })
       o += FRAME_HEADER_BYTES + len
     }
-    this.#buf = o === buf.length ? Buffer.alloc(0) : buf.subarray(o)
+    const rest = buf.length - o
+    this.#parts = rest === 0 ? [] : [buf.subarray(o)]
+    this.#size = rest
+    this.#need = rest >= FRAME_HEADER_BYTES ? FRAME_HEADER_BYTES + buf.readUInt32LE(o + 21) : FRAME_HEADER_BYTES
     return frames
   }
 
   /** Bytes of an unfinished frame (non-zero at the end of the stream means it was cut short). */
   get pending(): number {
-    return this.#buf.length
+    return this.#size
   }
 }

@@ -40,6 +40,8 @@ export type Handler = (req: IncomingMessage, res: ServerResponse, next?: (err?: 
 /** Limits of a batch request: keys, and bytes of the request body. */
 export const MAX_BATCH_KEYS = 1024
 const MAX_BATCH_BODY_BYTES = 8 << 20
+/** Values at least this large are written as they are rather than copied into one buffer. */
+const LARGE_PART_BYTES = 4096
 
 const STATUS: Record<ErrorReason, number> = {
   'bad-request': 400,
@@ -162,23 +164,23 @@ async function serveBatch(options: HandlerOptions, req: IncomingMessage, res: Se
   })
   const head = { 'content-type': 'application/x-peercache-frames', [HEADER.protocol]: String(PROTOCOL_VERSION) }
   if (waiting.length === 0) {
-    // Every key was in the cache: one write, headers and frames together.
-    const body = Buffer.concat(ready)
-    res.writeHead(200, { ...head, 'content-length': body.length })
-    return void res.end(body)
+    // Every key was in the cache: headers and frames go out together, in one writev.
+    let length = 0
+    for (const b of ready) length += b.length
+    res.writeHead(200, { ...head, 'content-length': length })
+    return void writeAll(res, ready, true)
   }
   // Headers (and what is ready) go out at once: the asker's headers timeout then measures this
   // peer's liveness, not the origin's latency. The rest streams as it is ready.
   res.writeHead(200, head)
-  if (ready.length > 0) res.write(Buffer.concat(ready))
+  if (ready.length > 0) writeAll(res, ready, false)
   else res.flushHeaders()
   let remaining = waiting.length
   let out: Buffer[] = []
   const flush = () => {
     if (out.length === 0 || res.destroyed) return
-    res.write(out.length === 1 ? out[0] : Buffer.concat(out))
+    writeAll(res, out, remaining === 0)
     out = []
-    if (remaining === 0) res.end()
   }
   const emit = (frame: Buffer[]) => {
     remaining--
@@ -191,6 +193,27 @@ async function serveBatch(options: HandlerOptions, req: IncomingMessage, res: Se
       (err: unknown) => emit(errorFrame(i, err)),
     )
   }
+}
+
+/**
+ * Writes frames in one writev: small pieces (frame headers, small values) are joined, since a copy
+ * costs less than a write each; large values are passed as they are, since copying them costs more.
+ */
+function writeAll(res: ServerResponse, parts: Buffer[], end: boolean): void {
+  res.cork()
+  let small: Buffer[] = []
+  for (const b of parts) {
+    if (b.length < LARGE_PART_BYTES) {
+      small.push(b)
+      continue
+    }
+    if (small.length > 0) res.write(small.length === 1 ? small[0] : Buffer.concat(small))
+    small = []
+    res.write(b)
+  }
+  if (small.length > 0) res.write(small.length === 1 ? small[0] : Buffer.concat(small))
+  if (end) res.end()
+  process.nextTick(() => res.uncork())
 }
 
 function errorFrame(i: number, err: unknown): Buffer[] {
