@@ -17,6 +17,8 @@ export interface PeerClientOptions {
   fetchTimeoutMs: number
   connections: number
   keepAliveTimeoutMs: number
+  /** HTTP/1.1 requests in flight per connection. */
+  pipelining: number
   /** Most keys in one batched fetch; 1 turns batching off. */
   maxBatchKeys: number
   /** A batch's answer went silent for peerTimeoutMs after its headers. */
@@ -246,6 +248,7 @@ export class PeerClient implements PeerTransport {
         headersTimeout: o.peerTimeoutMs,
         bodyTimeout: o.fetchTimeoutMs,
         keepAliveTimeout: o.keepAliveTimeoutMs,
+        pipelining: o.pipelining,
       })
       this.#pools.set(peer, pool)
     }

@@ -44,6 +44,8 @@ export interface PeerOptions {
   connectTimeoutMs?: number
   /** Keep-alive connections per peer (undici Pool `connections`). Default 8. */
   connections?: number
+  /** HTTP/1.1 requests in flight per connection (undici `pipelining`; 1: none). Default 1. */
+  pipelining?: number
   /** How long an idle keep-alive connection to a peer stays open, in ms. Default 4000. */
   keepAliveTimeoutMs?: number
   /**
@@ -102,6 +104,7 @@ export class Peer {
       peerTimeoutMs: positive('peerTimeoutMs', options.peerTimeoutMs ?? 1000),
       fetchTimeoutMs: this.#fetchTimeoutMs,
       connections: positive('connections', options.connections ?? 8),
+      pipelining: positive('pipelining', options.pipelining ?? 1),
       keepAliveTimeoutMs: positive('keepAliveTimeoutMs', options.keepAliveTimeoutMs ?? 4000),
       maxBatchKeys: positive('maxBatchKeys', options.maxBatchKeys ?? 128),
       onStall: (p) => this.#health.check(p),

@@ -2,17 +2,18 @@
 
 export const SCENARIOS = ['localHit', 'remoteHit', 'stampede', 'zipf', 'memory', 'ring']
 
-export const USAGE = `npm run bench -- [--quick] [--json] [--only name[,name]] [--install] [--cpu-prof] [--connections N]
+export const USAGE = `npm run bench -- [--quick] [--json] [--only name[,name]] [--install] [--cpu-prof] [--connections N] [--pipelining N]
   --quick          every scenario, shorter runs (all together under 4 minutes)
   --json           the last line of stdout is one JSON object with every result
   --only name      run these scenarios only: ${SCENARIOS.join(', ')}
   --install        if redis-server is missing, run \`apt-get install -y redis-server\` first
   --cpu-prof       child processes run with node --cpu-prof; profiles go to test/bench/results/
-  --connections N  keep-alive connections per peer for peercache's client (default: the library's)`
+  --connections N  keep-alive connections per peer for peercache's client (default: the library's)
+  --pipelining N   HTTP/1.1 requests in flight per connection for peercache's client (default: the library's)`
 
 /** Parses argv into options; throws with the usage text on anything unknown. */
 export function parseArgs(argv) {
-  const options = { quick: false, json: false, install: false, cpuProf: false, connections: undefined, only: [...SCENARIOS] }
+  const options = { quick: false, json: false, install: false, cpuProf: false, connections: undefined, pipelining: undefined, only: [...SCENARIOS] }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     if (arg === '--quick') options.quick = true
@@ -21,6 +22,7 @@ export function parseArgs(argv) {
     else if (arg === '--cpu-prof') options.cpuProf = true
     else if (arg === '--only' || arg.startsWith('--only=')) options.only = scenarioList(arg.includes('=') ? arg.slice(7) : argv[++i])
     else if (arg === '--connections') options.connections = positiveInt(argv[++i])
+    else if (arg === '--pipelining') options.pipelining = positiveInt(argv[++i])
     else if (arg === '--help' || arg === '-h') throw new UsageError('')
     else throw new UsageError(`unknown option ${arg}`)
   }
@@ -41,6 +43,6 @@ function scenarioList(text) {
 
 function positiveInt(text) {
   const n = Number(text)
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--connections needs a positive integer, got ${text}`)
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`expected a positive integer, got ${text}`)
   return n
 }

@@ -25,7 +25,10 @@ export function sumStats(statsList, fields) {
   return Object.fromEntries(fields.map((f) => [f, statsList.reduce((sum, s) => sum + s[f], 0)]))
 }
 
-/** The Peer options given on the command line (--connections), for every process of a cluster. */
-export function commandLinePeerOptions({ connections }) {
-  return connections === undefined ? {} : { connections }
+/** The Peer options given on the command line (--connections, --pipelining), for every process of a cluster. */
+export function commandLinePeerOptions({ connections, pipelining }) {
+  const o = {}
+  if (connections !== undefined) o.connections = connections
+  if (pipelining !== undefined) o.pipelining = pipelining
+  return o
 }
