@@ -2,6 +2,7 @@
 // to next), the answers of the protocol's routes, and the forwarding-loop pitfall: a request from a
 // peer is served by the receiver itself, never forwarded, even when two peers disagree on the owner.
 import t from 'tap'
+import { createHash } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
@@ -166,4 +167,24 @@ t.test('a peer request is never forwarded along a chain either', async (t) => {
   t.same(origin.calls.map((c) => c.by), ['p1'], 'B loaded it')
   t.equal(gb!.stats().peerErrors, 0, 'B never tried C')
   t.equal(ga!.stats().peerLoads, 1)
+})
+
+t.test('a batch mixing small and large values (and a load) brings every value back whole', async (t) => {
+  const tp = await startPeers(t, 2)
+  const sizes = [3, 5000, 100_000, 10, 70_000, 4096, 4095, 1]
+  const valueOf = (key: string) => {
+    const size = sizes[Number(key.split(':')[1]) % sizes.length]!
+    const b = Buffer.alloc(size)
+    for (let i = 0; i < size; i++) b[i] = (i * 31 + key.length) & 0xff
+    return b
+  }
+  const groups = tp.group('mix', () => ({ maxBytes: 8 << 20, replicas: 1, hotCacheRatio: 0, load: async (key: string) => valueOf(key) }))
+  // Keys owned by peer 1, asked from peer 0: every value crosses the wire in a batch.
+  const keys: string[] = []
+  for (let i = 0; keys.length < 24; i++) if (tp.ownerIndex(`k:${i}`) === 1) keys.push(`k:${i}`)
+  await Promise.all(keys.slice(0, 12).map((k) => groups[1]!.get(k))) // half cached at the owner, half loaded in the batch
+  const got = await Promise.all(keys.map((k) => groups[0]!.get(k)))
+  const sha = (b: Uint8Array) => createHash('sha1').update(b).digest('hex')
+  t.same(got.map(sha), keys.map((k) => sha(valueOf(k))), 'every value arrives whole, whatever its size')
+  t.equal(groups[0]!.stats().peerLoads, keys.length, 'all of them fetched from the owner')
 })
