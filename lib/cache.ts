@@ -41,8 +41,12 @@ export class ByteCache<T = unknown> {
   expirations = 0
   readonly #lru: LRUCache<string, Entry<T>> | undefined
 
-  constructor(maxBytes: number) {
+  /** How long an expired entry is kept (to be served stale while it is refreshed), in ms; 0: dropped at expiry. */
+  readonly #graceMs: number
+
+  constructor(maxBytes: number, graceMs = 0) {
     this.maxBytes = Math.max(0, Math.floor(maxBytes))
+    this.#graceMs = graceMs
     // lru-cache needs a positive maxSize; a zero budget (e.g. hot cache turned off) stores nothing.
     this.#lru = this.maxBytes < 1 ? undefined : new LRUCache<string, Entry<T>>({
       maxSize: this.maxBytes,
@@ -77,11 +81,12 @@ export class ByteCache<T = unknown> {
       return true
     }
     const now = Date.now()
-    if (entry.expiresAt <= now) {
+    const until = entry.expiresAt + this.#graceMs
+    if (until <= now) {
       lru.delete(key)
       return false
     }
-    lru.set(key, entry, { ttl: entry.expiresAt - now, start: now })
+    lru.set(key, entry, { ttl: until - now, start: now })
     return true
   }
 

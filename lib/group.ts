@@ -49,6 +49,7 @@ export class Group<T = Buffer> implements ServedGroup {
   readonly #hotThreshold: number
   readonly #replicas: number
   readonly #ttlMs: number
+  readonly #staleMs: number
   readonly #maxKeyBytes: number
   /** Origin loads here, for our own gets and for peers' requests. */
   readonly #loads = new Flight<Entry<T>>()
@@ -56,7 +57,7 @@ export class Group<T = Buffer> implements ServedGroup {
   readonly #fetches = new Flight<Entry<T>>()
   /** Replica copies waiting to be tried again. */
   #retries = 0
-  readonly #stats = { gets: 0, mainHits: 0, hotHits: 0, loads: 0, dedupedLoads: 0, peerLoads: 0, peerErrors: 0, localLoads: 0, serverRequests: 0, loadErrors: 0, sets: 0, removes: 0, replicaWrites: 0, replicaFills: 0 }
+  readonly #stats = { gets: 0, mainHits: 0, hotHits: 0, loads: 0, dedupedLoads: 0, peerLoads: 0, peerErrors: 0, localLoads: 0, serverRequests: 0, loadErrors: 0, sets: 0, removes: 0, replicaWrites: 0, replicaFills: 0, staleHits: 0 }
 
   /** @internal Groups are made by `peer.group()`. */
   constructor(name: string, options: GroupOptions<T>, host: GroupHost) {
@@ -73,7 +74,8 @@ export class Group<T = Buffer> implements ServedGroup {
     this.#load = options.load
     this.#codec = resolveCodec(options.codec)
     const hotBytes = Math.floor(maxBytes * ratio)
-    this.#store = new Store<T>(maxBytes - hotBytes, hotBytes)
+    this.#staleMs = options.staleWhileRevalidateMs === undefined ? 0 : nonNegative('staleWhileRevalidateMs', options.staleWhileRevalidateMs)
+    this.#store = new Store<T>(maxBytes - hotBytes, hotBytes, this.#staleMs)
     this.maxValueBytes = maxBytes - hotBytes
     this.#replicas = replicas
     this.#hotThreshold = positive('hotThreshold', options.hotThreshold ?? 2)
@@ -86,12 +88,14 @@ export class Group<T = Buffer> implements ServedGroup {
     // A hit needs no validation (only valid keys are ever stored), no hashing and no I/O.
     let entry = this.#store.main.get(key)
     if (entry !== undefined) {
+      if (this.#staleMs > 0 && this.#servedStale(key, entry)) return Promise.resolve(entry.value)
       this.#stats.gets++
       this.#stats.mainHits++
       return Promise.resolve(entry.value)
     }
     entry = this.#store.hot.get(key)
     if (entry !== undefined) {
+      if (this.#staleMs > 0 && this.#servedStale(key, entry)) return Promise.resolve(entry.value)
       this.#stats.gets++
       this.#stats.hotHits++
       return Promise.resolve(entry.value)
@@ -99,9 +103,23 @@ export class Group<T = Buffer> implements ServedGroup {
     return this.#miss(key, options?.signal)
   }
 
-  async #miss(key: string, signal: AbortSignal | undefined): Promise<T> {
-    this.#checkKey(key)
+  /**
+   * With staleWhileRevalidateMs: true when `entry` is past its expiry (but within the grace the
+   * caches keep it for), counted as a stale hit, with one refresh started in the background
+   * through the usual flights; the caller returns it as it is.
+   */
+  #servedStale(key: string, entry: Entry<T>): boolean {
+    if (entry.expiresAt === 0 || entry.expiresAt > Date.now()) return false
     this.#stats.gets++
+    this.#stats.staleHits++
+    // A failed refresh keeps the stale value until its grace ends; the next get tries again.
+    this.#miss(key, undefined, false).catch(() => {})
+    return true
+  }
+
+  async #miss(key: string, signal: AbortSignal | undefined, counted = true): Promise<T> {
+    this.#checkKey(key)
+    if (counted) this.#stats.gets++
     if (this.#host.closed) throw new ClosedError()
     const owners = this.#host.owners(key, this.#replicas)
     if (owners[0] === this.#host.self || owners.length === 0) return (await this.#loadHere(key, signal)).value
@@ -177,14 +195,15 @@ export class Group<T = Buffer> implements ServedGroup {
   peek(key: string): Entry | undefined {
     this.#checkKey(key)
     this.#stats.serverRequests++
-    return this.#store.main.get(key) ?? this.#store.hot.get(key)
+    return this.#store.fresh(key)
   }
 
   /** @internal The server side of GET: answer a peer from the caches or a local load, never another peer. */
   serve(key: string, signal: () => AbortSignal): Entry | Promise<Entry> {
     this.#checkKey(key)
     this.#stats.serverRequests++
-    const entry = this.#store.main.get(key) ?? this.#store.hot.get(key)
+    // A stale entry (kept for staleWhileRevalidateMs) is this peer's to serve stale, not the asker's: load.
+    const entry = this.#store.fresh(key)
     if (entry !== undefined) return entry
     return this.#loadHere(key, signal())
   }
@@ -229,7 +248,8 @@ export class Group<T = Buffer> implements ServedGroup {
       this.#host.peerAnswered(peer)
       this.#stats.peerLoads++
       // Only a value that is kept needs its own memory; one just handed back can stay a view of the answer.
-      const where = call.forgotten ? undefined : isReplica ? 'main' : this.#isHot(key) ? 'hot' : undefined
+      // (a copy held here already, maybe stale, is kept up to date whatever the count says)
+      const where = call.forgotten ? undefined : isReplica ? 'main' : this.#isHot(key) || this.#store.hot.get(key) ? 'hot' : undefined
       const entry = this.#entry(key, where ? ownBytes(fetched.bytes) : fetched.bytes, fetched.expiresAt, fetched.version)
       if (where) this.#store.put(key, entry, where)
       return entry

@@ -47,6 +47,12 @@ export interface GroupOptions<T = Buffer> {
   hotThreshold?: number
   /** Default time to live of values in ms; 0 or undefined: no expiry. The loader (`ctx.ttlMs`) and `set` can override it per key. */
   ttlMs?: number
+  /**
+   * For how long after its expiry a value may still be returned, in ms, while one background
+   * refresh (per key and process) gets the new one: gets stay fast when a popular key expires.
+   * Off (0) by default: an expired value is then never returned.
+   */
+  staleWhileRevalidateMs?: number
   /** Longest key, in bytes of UTF-8. Default 4096. */
   maxKeyBytes?: number
 }
@@ -108,6 +114,8 @@ export interface GroupStats {
   removes: number
   /** Copies received from owners as a replica. */
   replicaWrites: number
+  /** Expired values returned while a background refresh ran (staleWhileRevalidateMs). */
+  staleHits: number
   /** Misses at the owner answered by a replica's copy instead of the origin (after a restart or a membership change). */
   replicaFills: number
   /** Flights under way now. */

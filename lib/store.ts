@@ -14,9 +14,16 @@ export class Store<T> {
   readonly #tombstones = new LRUCache<string, number>({ max: TOMBSTONE_MAX, ttl: TOMBSTONE_TTL_MS, perf: Date })
   #version = 0
 
-  constructor(mainBytes: number, hotBytes: number) {
-    this.main = new ByteCache<T>(mainBytes)
-    this.hot = new ByteCache<T>(hotBytes)
+  /** `graceMs`: how long expired entries stay, to be served stale while they are refreshed. */
+  constructor(mainBytes: number, hotBytes: number, graceMs = 0) {
+    this.main = new ByteCache<T>(mainBytes, graceMs)
+    this.hot = new ByteCache<T>(hotBytes, graceMs)
+  }
+
+  /** A fresh entry for `key` (main, then hot), or undefined: an entry past its expiry is not fresh. */
+  fresh(key: string): Entry<T> | undefined {
+    const entry = this.main.get(key) ?? this.hot.get(key)
+    return entry !== undefined && (entry.expiresAt === 0 || entry.expiresAt > Date.now()) ? entry : undefined
   }
 
   /**

@@ -371,3 +371,30 @@ t.test('OS processes', async (t) => {
     t.equal((await member.get('g', 'after-bad-delete')).value.startsWith('{'), true, 'the member still serves gets')
   })
 })
+
+t.test('staleWhileRevalidateMs: after expiry the old value comes back at once, and one refresh replaces it everywhere', async (t) => {
+  const c = await startGroupCluster(t, 3, { ttlMs: 300, staleWhileRevalidateMs: 60_000 })
+  const key = c.keyOf(0, 1)
+  const asker = c.groups[2]!
+  t.equal(await c.groups[0]!.get(key), loaded(key, 1), 'the owner loads')
+  t.equal(await asker.get(key), loaded(key, 1), 'the asker fetches (and keeps a hot copy: hotThreshold 1)')
+  await pastTime(Date.now() + 350)
+  // Past expiry, inside the grace: both return the old value without waiting, and refresh once.
+  t.equal(await c.groups[0]!.get(key), loaded(key, 1), 'the owner returns the stale value')
+  t.equal(await asker.get(key), loaded(key, 1), 'so does the asker')
+  await eventually(() => c.origin.count() === 2, 'one refresh load')
+  await eventually(() => c.groups[0]!.stats().loads === 2 && asker.stats().peerLoads >= 2, 'the refresh reached the asker')
+  t.equal(await c.groups[0]!.get(key), loaded(key, 2), 'the owner now has the new value')
+  t.equal(await asker.get(key), loaded(key, 2), 'and so has the asker')
+  t.equal(c.origin.count(), 2, 'one origin load for the refresh, cluster-wide')
+  t.ok(c.groups[0]!.stats().staleHits >= 1 && asker.stats().staleHits >= 1, 'stale hits counted')
+})
+
+t.test('without staleWhileRevalidateMs an expired value is never returned', async (t) => {
+  const c = await startGroupCluster(t, 2, { ttlMs: 200 })
+  const key = c.keyOf(0, 1)
+  t.equal(await c.groups[0]!.get(key), loaded(key, 1))
+  await pastTime(Date.now() + 250)
+  t.equal(await c.groups[0]!.get(key), loaded(key, 2), 'the get waits for the new value')
+  t.equal(c.groups[0]!.stats().staleHits, 0)
+})
