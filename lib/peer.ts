@@ -30,7 +30,7 @@ export interface PeerOptions {
   vnodes?: number
   /**
    * How long a peer may take to start answering a fetch, in ms (undici's headersTimeout). Peers
-   * send headers before they look anything up, so this measures whether the peer is alive, not
+   * send headers before they wait on any load, so this measures whether the peer is alive, not
    * the origin: past it the peer is suspect and the next replica or a local load answers. Default 1000.
    */
   peerTimeoutMs?: number
