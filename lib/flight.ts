@@ -67,7 +67,12 @@ export class Flight<T> {
     let call = this.#calls.get(key)
     if (call === undefined) {
       const c = new Call<T>()
-      c.promise = (async () => start(c))()
+      // A synchronous throw becomes a rejection like any other: the call always ends.
+      try {
+        c.promise = Promise.resolve(start(c))
+      } catch (err) {
+        c.promise = Promise.reject(err)
+      }
       // Registered before any waiter's handler, so the key is free again by the time a waiter
       // sees the outcome (a retry after an error starts a new call).
       const done = () => this.#detach(key, c)
