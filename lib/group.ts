@@ -86,32 +86,23 @@ export class Group<T = Buffer> implements ServedGroup {
   /** The value for `key`: from a cache, the key's owner or a replica, or the origin. */
   get(key: string, options?: GetOptions): Promise<T> {
     // A hit needs no validation (only valid keys are ever stored), no hashing and no I/O.
-    let entry = this.#store.main.get(key)
-    if (entry !== undefined) {
-      if (this.#staleMs > 0 && this.#servedStale(key, entry)) return Promise.resolve(entry.value)
-      this.#stats.gets++
-      this.#stats.mainHits++
-      return Promise.resolve(entry.value)
-    }
-    entry = this.#store.hot.get(key)
-    if (entry !== undefined) {
-      if (this.#staleMs > 0 && this.#servedStale(key, entry)) return Promise.resolve(entry.value)
-      this.#stats.gets++
-      this.#stats.hotHits++
-      return Promise.resolve(entry.value)
-    }
-    return this.#miss(key, options?.signal)
+    const main = this.#store.main.get(key)
+    const entry = main ?? this.#store.hot.get(key)
+    if (entry === undefined) return this.#miss(key, options?.signal)
+    this.#stats.gets++
+    if (this.#staleMs > 0 && this.#servedStale(key, entry)) this.#stats.staleHits++
+    else if (main !== undefined) this.#stats.mainHits++
+    else this.#stats.hotHits++
+    return Promise.resolve(entry.value)
   }
 
   /**
    * With staleWhileRevalidateMs: true when `entry` is past its expiry (but within the grace the
-   * caches keep it for), counted as a stale hit, with one refresh started in the background
-   * through the usual flights; the caller returns it as it is.
+   * caches keep it for); one refresh is then started in the background through the usual flights,
+   * and the caller returns the entry as it is.
    */
   #servedStale(key: string, entry: Entry<T>): boolean {
     if (entry.expiresAt === 0 || entry.expiresAt > Date.now()) return false
-    this.#stats.gets++
-    this.#stats.staleHits++
     // A failed refresh keeps the stale value until its grace ends; the next get tries again.
     this.#miss(key, undefined, false).catch(() => {})
     return true
