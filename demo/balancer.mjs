@@ -19,7 +19,12 @@ export class Balancer {
     this.targets = targets.map((t) => ({
       ...t,
       downUntil: 0,
-      pool: new Pool(t.url, { connections: options.connections ?? 32, connectTimeout: this.timeoutMs, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs }),
+      pool: new Pool(t.url, {
+        connections: options.connections ?? 32,
+        connectTimeout: this.timeoutMs,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      }),
     }))
     this.next = 0
     /** Requests sent again to another node because the first one was down. */

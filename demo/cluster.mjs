@@ -68,7 +68,8 @@ function parseOptions(argv) {
   })
   const number = (name, min, max, integer = true) => {
     const n = values[name] === undefined ? DEFAULTS[name] : Number(values[name])
-    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) throw new Error(`--${name}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${values[name]}`)
+    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n)))
+      throw new Error(`--${name}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${values[name]}`)
     return n
   }
   return {
@@ -88,23 +89,45 @@ function parseOptions(argv) {
 
 async function run(options, human, signal) {
   const say = (line) => human.write(`${line}\n`)
-  const workload = { users: options.users, zipf: options.zipf, rate: options.rate, concurrency: options.concurrency, seed: options.seed, originMs: `${ORIGIN_MIN_MS}-${ORIGIN_MAX_MS}` }
+  const workload = {
+    users: options.users,
+    zipf: options.zipf,
+    rate: options.rate,
+    concurrency: options.concurrency,
+    seed: options.seed,
+    originMs: `${ORIGIN_MIN_MS}-${ORIGIN_MAX_MS}`,
+  }
   say(`starting ${options.nodes} app nodes on 127.0.0.1 ...`)
   const nodes = await startNodes(options.nodes)
-  const balancer = new Balancer(nodes.map((n) => ({ id: n.id, url: n.url })), { connections: options.concurrency })
+  const balancer = new Balancer(
+    nodes.map((n) => ({ id: n.id, url: n.url })),
+    { connections: options.concurrency },
+  )
   try {
     say(`nodes: ${nodes.map((n) => `${n.id} ${n.url}`).join(', ')}; logs in demo/logs/`)
     const plan = planChaos(nodes, options.durationMs, options.chaos)
     if (options.chaos && !plan) say('chaos: off (it needs at least 2 nodes)')
-    else if (plan) say(`chaos: ${plan.victim.id} will be SIGKILLed at ${plan.killAtMs / 1000} s and restarted at ${plan.restartAtMs / 1000} s`)
+    else if (plan)
+      say(`chaos: ${plan.victim.id} will be SIGKILLed at ${plan.killAtMs / 1000} s and restarted at ${plan.restartAtMs / 1000} s`)
 
     const nextId = zipfSampler(options.users, options.zipf, seededRandom(options.seed))
     const startedAt = performance.now()
     const elapsed = () => performance.now() - startedAt
-    const load = startLoad({ balancer, nextId, rate: options.rate, concurrency: options.concurrency, durationMs: options.durationMs, nodeIds: nodes.map((n) => n.id), windows: options.view, signal })
+    const load = startLoad({
+      balancer,
+      nextId,
+      rate: options.rate,
+      concurrency: options.concurrency,
+      durationMs: options.durationMs,
+      nodeIds: nodes.map((n) => n.id),
+      windows: options.view,
+      signal,
+    })
     const title = `peercache demo · ${nodes.length} nodes · ${options.users} users, Zipf s=${options.zipf}, origin ${workload.originMs} ms`
     const view = options.view ? new LiveView({ out: human, nodes, record: load.record, title, durationMs: options.durationMs }) : undefined
-    const chaos = plan ? runChaos(plan, nodes, startedAt, signal, (text) => (view ? view.event(elapsed(), text) : say(text))) : Promise.resolve(null)
+    const chaos = plan
+      ? runChaos(plan, nodes, startedAt, signal, (text) => (view ? view.event(elapsed(), text) : say(text)))
+      : Promise.resolve(null)
 
     let loadDone = false
     void load.done.finally(() => (loadDone = true))

@@ -51,8 +51,21 @@ function parseOptions(argv) {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port: expected 1-65535, got ${values.port}`)
   if (!(cacheMb > 0)) throw new Error(`--cache-mb: expected a positive number, got ${values['cache-mb']}`)
   const self = values.self ?? `http://${values.host}:${port}`
-  const peers = values.peers ? values.peers.split(',').map((p) => p.trim()).filter(Boolean) : [self]
-  return { help: values.help, port, host: values.host, self, peers, id: values.id ?? `node-${port}`, maxBytes: Math.round(cacheMb * 1024 * 1024) }
+  const peers = values.peers
+    ? values.peers
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean)
+    : [self]
+  return {
+    help: values.help,
+    port,
+    host: values.host,
+    self,
+    peers,
+    id: values.id ?? `node-${port}`,
+    maxBytes: Math.round(cacheMb * 1024 * 1024),
+  }
 }
 
 /** Starts the app; resolves once it listens. */
@@ -74,7 +87,15 @@ async function startNode(options) {
   }
 
   function stats() {
-    return { id: options.id, url: peer.self, pid: process.pid, uptimeMs: Math.round(process.uptime() * 1000), ...counts, originLoads: origin.loads, group: users.stats() }
+    return {
+      id: options.id,
+      url: peer.self,
+      pid: process.pid,
+      uptimeMs: Math.round(process.uptime() * 1000),
+      ...counts,
+      originLoads: origin.loads,
+      group: users.stats(),
+    }
   }
 
   function send(res, status, body) {
@@ -119,7 +140,9 @@ async function main() {
   }
   if (options.help) return void process.stdout.write(HELP)
   const node = await startNode(options)
-  console.log(`${options.id} (pid ${process.pid}) serving http://${options.host}:${options.port}/users/:id as ${options.self}; peers: ${options.peers.join(', ')}`)
+  console.log(
+    `${options.id} (pid ${process.pid}) serving http://${options.host}:${options.port}/users/:id as ${options.self}; peers: ${options.peers.join(', ')}`,
+  )
 
   let stopping = false
   const stop = async (why) => {

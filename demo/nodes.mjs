@@ -20,7 +20,19 @@ const STATS_TIMEOUT_MS = 800
 const STOP_TIMEOUT_MS = 3000
 
 /** The counters the demo adds up across a node's processes: the app's own and its group's. */
-const COUNTERS = ['requests', 'errors', 'originLoads', 'gets', 'mainHits', 'hotHits', 'loads', 'peerLoads', 'peerErrors', 'localLoads', 'serverRequests']
+const COUNTERS = [
+  'requests',
+  'errors',
+  'originLoads',
+  'gets',
+  'mainHits',
+  'hotHits',
+  'loads',
+  'peerLoads',
+  'peerErrors',
+  'localLoads',
+  'serverRequests',
+]
 
 function zeroCounters() {
   return Object.fromEntries(COUNTERS.map((c) => [c, 0]))
@@ -34,11 +46,15 @@ function countersOf(stats) {
 /** `n` ports the OS says are free on 127.0.0.1 now (a moment later one may be taken: then a node fails to start and says so). */
 export async function freePorts(n) {
   const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise((resolve, reject) => {
-      const s = net.createServer()
-      s.once('error', reject)
-      s.listen(0, '127.0.0.1', () => resolve(s))
-    })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise((resolve, reject) => {
+          const s = net.createServer()
+          s.once('error', reject)
+          s.listen(0, '127.0.0.1', () => resolve(s))
+        }),
+    ),
   )
   const ports = servers.map((s) => s.address().port)
   await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
@@ -72,9 +88,13 @@ export class AppNode {
     this.state = 'starting'
     this.current = zeroCounters()
     await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error(`${this.id} did not start within ${START_TIMEOUT_MS} ms (see ${LOG_DIR}/${this.id}.log)`)), START_TIMEOUT_MS)
+      const timer = setTimeout(
+        () => done(new Error(`${this.id} did not start within ${START_TIMEOUT_MS} ms (see ${LOG_DIR}/${this.id}.log)`)),
+        START_TIMEOUT_MS,
+      )
       const onMessage = (m) => m?.type === 'ready' && done()
-      const onExit = (code, signal) => done(new Error(`${this.id} exited (${signal ?? code}) while starting (see ${LOG_DIR}/${this.id}.log)`))
+      const onExit = (code, signal) =>
+        done(new Error(`${this.id} exited (${signal ?? code}) while starting (see ${LOG_DIR}/${this.id}.log)`))
       const done = (err) => {
         clearTimeout(timer)
         child.off('message', onMessage)

@@ -51,7 +51,17 @@ export function buildResult({ nodes, record, chaos, workload, durationMs }) {
 /** The summary as lines of text. */
 export function summaryLines(result) {
   const { originLoads: o, chaos, workload: w } = result
-  const rows = result.nodes.map((n) => [n.id, n.starts > 1 ? `restarted` : 'up', n.requests, percent(n.mainHits, n.gets), percent(n.hotHits, n.gets), n.peerFetches, n.originLoads, n.p50Ms, n.p99Ms])
+  const rows = result.nodes.map((n) => [
+    n.id,
+    n.starts > 1 ? `restarted` : 'up',
+    n.requests,
+    percent(n.mainHits, n.gets),
+    percent(n.hotHits, n.gets),
+    n.peerFetches,
+    n.originLoads,
+    n.p50Ms,
+    n.p99Ms,
+  ])
   const lines = [
     `peercache demo summary: ${result.nodes.length} nodes, ${result.durationS} s, ${w.users} users (Zipf s=${w.zipf}), ${w.rate} req/s at most ${w.concurrency} at once, origin ${w.originMs} ms`,
     ...table(['node', 'state', 'requests', 'main-hit', 'hot-hit', 'peer fetches', 'origin loads', 'p50 ms', 'p99 ms'], rows),
@@ -59,10 +69,17 @@ export function summaryLines(result) {
     `origin loads: ${o.total} (before the kill ${o.before}, while down ${o.during}, after the restart ${o.after})`,
     `dedup factor: ${result.dedupFactor ?? '-'} requests per origin load`,
   ]
-  if (chaos.killed) lines.push(`chaos: ${chaos.killed} SIGKILLed at ${chaos.killedAtS.toFixed(1)} s, ${chaos.restarted ? `back at ${chaos.backAtS.toFixed(1)} s` : 'not restarted'}`)
+  if (chaos.killed)
+    lines.push(
+      `chaos: ${chaos.killed} SIGKILLed at ${chaos.killedAtS.toFixed(1)} s, ${chaos.restarted ? `back at ${chaos.backAtS.toFixed(1)} s` : 'not restarted'}`,
+    )
   else lines.push('chaos: off')
   if (chaos.error) lines.push(`chaos step failed: ${chaos.error}`)
   for (const f of result.failures) lines.push(`failure: ${f}`)
-  lines.push(result.ok ? 'result: OK, no request failed' : `result: FAILED (${result.failed} failed requests${chaos.error ? ', chaos step failed' : ''}); node logs in ${LOG_DIR}`)
+  lines.push(
+    result.ok
+      ? 'result: OK, no request failed'
+      : `result: FAILED (${result.failed} failed requests${chaos.error ? ', chaos step failed' : ''}); node logs in ${LOG_DIR}`,
+  )
   return lines
 }

@@ -5,7 +5,12 @@
 export function table(headers, rows, left = 2) {
   const cells = [headers, ...rows.map((r) => r.map(cellText))]
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)))
-  return cells.map((r) => r.map((c, i) => (i < left ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd())
+  return cells.map((r) =>
+    r
+      .map((c, i) => (i < left ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd(),
+  )
 }
 
 function cellText(c) {

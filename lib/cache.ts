@@ -48,17 +48,20 @@ export class ByteCache<T = unknown> {
     this.maxBytes = Math.max(0, Math.floor(maxBytes))
     this.#graceMs = graceMs
     // lru-cache needs a positive maxSize; a zero budget (e.g. hot cache turned off) stores nothing.
-    this.#lru = this.maxBytes < 1 ? undefined : new LRUCache<string, Entry<T>>({
-      maxSize: this.maxBytes,
-      sizeCalculation: (entry, key) => entrySize(key, entry.bytes),
-      // Expiry is an absolute wall-clock time chosen by the owner, so that copies on other
-      // processes expire at the same moment: lru-cache's clock must be the wall clock too.
-      perf: Date,
-      dispose: (_value, _key, reason) => {
-        if (reason === 'evict') this.evictions++
-        else if (reason === 'expire') this.expirations++
-      },
-    })
+    this.#lru =
+      this.maxBytes < 1
+        ? undefined
+        : new LRUCache<string, Entry<T>>({
+            maxSize: this.maxBytes,
+            sizeCalculation: (entry, key) => entrySize(key, entry.bytes),
+            // Expiry is an absolute wall-clock time chosen by the owner, so that copies on other
+            // processes expire at the same moment: lru-cache's clock must be the wall clock too.
+            perf: Date,
+            dispose: (_value, _key, reason) => {
+              if (reason === 'evict') this.evictions++
+              else if (reason === 'expire') this.expirations++
+            },
+          })
   }
 
   get(key: string): Entry<T> | undefined {

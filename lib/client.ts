@@ -206,7 +206,12 @@ export class PeerClient implements PeerTransport {
 
   /** Tells `peer` that this one is leaving. */
   async leave(peer: string): Promise<void> {
-    const res = await this.#pool(peer).request({ path: `${this.#options.basePath}leave`, method: 'POST', headers: this.#headers, headersTimeout: this.#options.peerTimeoutMs })
+    const res = await this.#pool(peer).request({
+      path: `${this.#options.basePath}leave`,
+      method: 'POST',
+      headers: this.#headers,
+      headersTimeout: this.#options.peerTimeoutMs,
+    })
     await res.body.dump()
   }
 
@@ -227,10 +232,24 @@ export class PeerClient implements PeerTransport {
     await Promise.allSettled(pools.map((p) => p.close()))
   }
 
-  async #request(peer: string, method: 'PUT' | 'DELETE', group: string, key: string, headers: Record<string, string>, timeoutMs: number, body?: Uint8Array): Promise<Answer> {
+  async #request(
+    peer: string,
+    method: 'PUT' | 'DELETE',
+    group: string,
+    key: string,
+    headers: Record<string, string>,
+    timeoutMs: number,
+    body?: Uint8Array,
+  ): Promise<Answer> {
     try {
       const o = this.#options
-      const res = await this.#pool(peer).request({ path: keyPath(o.basePath, group, key), method, headers, body, headersTimeout: timeoutMs })
+      const res = await this.#pool(peer).request({
+        path: keyPath(o.basePath, group, key),
+        method,
+        headers,
+        body,
+        headersTimeout: timeoutMs,
+      })
       // arrayBuffer() concatenates into a fresh buffer: the value owns its memory.
       return { statusCode: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) }
     } catch (err) {
@@ -294,5 +313,7 @@ function answerError(peer: string, group: string, key: string, a: Answer): Error
   }
   if (reason === 'load') return new LoadError(group, key, message, { peer })
   if (reason === 'invalid-value') return new InvalidValueError(group, key, `${message} (at ${peer})`)
-  return new PeerUnavailableError(peer, `HTTP ${a.statusCode}${reason ? ` ${String(reason)}` : ''}: ${message}`, { reason: typeof reason === 'string' ? reason : `http-${a.statusCode}` })
+  return new PeerUnavailableError(peer, `HTTP ${a.statusCode}${reason ? ` ${String(reason)}` : ''}: ${message}`, {
+    reason: typeof reason === 'string' ? reason : `http-${a.statusCode}`,
+  })
 }

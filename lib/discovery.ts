@@ -94,13 +94,18 @@ export class DnsDiscovery {
   #queue: Promise<unknown> = Promise.resolve()
 
   constructor(options: DnsDiscoveryOptions) {
-    if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'new DnsDiscovery({ name, port, onPeers }) needs an options object')
+    if (options === null || typeof options !== 'object')
+      throw new InvalidOptionError('options', 'new DnsDiscovery({ name, port, onPeers }) needs an options object')
     const { name, port, protocol = 'http', intervalMs = 5000, families = [4, 6], resolver, lookup, onPeers, onError } = options
     if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError('name', 'must be a non-empty DNS name')
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidOptionError('port', `must be an integer from 1 to 65535, got ${String(port)}`)
-    if (protocol !== 'http' && protocol !== 'https') throw new InvalidOptionError('protocol', `must be 'http' or 'https', got ${String(protocol)}`)
-    if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs <= 0) throw new InvalidOptionError('intervalMs', `must be a positive number, got ${String(intervalMs)}`)
-    if (!Array.isArray(families) || families.length === 0 || families.some((f) => f !== 4 && f !== 6)) throw new InvalidOptionError('families', 'must be a non-empty array of 4 and/or 6')
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      throw new InvalidOptionError('port', `must be an integer from 1 to 65535, got ${String(port)}`)
+    if (protocol !== 'http' && protocol !== 'https')
+      throw new InvalidOptionError('protocol', `must be 'http' or 'https', got ${String(protocol)}`)
+    if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs <= 0)
+      throw new InvalidOptionError('intervalMs', `must be a positive number, got ${String(intervalMs)}`)
+    if (!Array.isArray(families) || families.length === 0 || families.some((f) => f !== 4 && f !== 6))
+      throw new InvalidOptionError('families', 'must be a non-empty array of 4 and/or 6')
     if (typeof onPeers !== 'function') throw new InvalidOptionError('onPeers', 'must be a function, e.g. (urls) => peer.setPeers(urls)')
     if (onError !== undefined && typeof onError !== 'function') throw new InvalidOptionError('onError', 'must be a function')
     if (resolver !== undefined && lookup !== undefined) throw new InvalidOptionError('lookup', 'give either resolver or lookup, not both')
@@ -173,7 +178,12 @@ export class DnsDiscovery {
     try {
       urls = this.#toUrls(await this.#lookup(this.#name))
     } catch (err) {
-      if (deliver()) this.#fail(err instanceof DiscoveryError ? err : new DiscoveryError(this.#name, 'resolve', (err as Error)?.message ?? String(err), { cause: err }))
+      if (deliver())
+        this.#fail(
+          err instanceof DiscoveryError
+            ? err
+            : new DiscoveryError(this.#name, 'resolve', (err as Error)?.message ?? String(err), { cause: err }),
+        )
       return this.#peers
     }
     if (!deliver()) return this.#peers
@@ -199,7 +209,8 @@ export class DnsDiscovery {
     if (!Array.isArray(addresses)) throw new DiscoveryError(this.#name, 'resolve', `the lookup gave ${typeof addresses}, not an array`)
     const origins = new Set<string>()
     for (const address of addresses) {
-      const invalid = (cause?: unknown) => new DiscoveryError(this.#name, 'invalid-address', `${JSON.stringify(address)} is not a bare address or host name`, { cause })
+      const invalid = (cause?: unknown) =>
+        new DiscoveryError(this.#name, 'invalid-address', `${JSON.stringify(address)} is not a bare address or host name`, { cause })
       // A path, query, user or bracket would let the URL parser drop the port or the host silently.
       if (typeof address !== 'string' || !/^[^/?#@\s[\]]+$/.test(address)) throw invalid()
       try {

@@ -11,7 +11,11 @@ export class PeercacheError extends Error {
 export class InvalidKeyError extends TypeError {
   readonly code = 'PEERCACHE_ERR_INVALID_KEY'
   override name = 'InvalidKeyError'
-  constructor(readonly group: string, readonly key: unknown, reason: string) {
+  constructor(
+    readonly group: string,
+    readonly key: unknown,
+    reason: string,
+  ) {
     super(`peercache: group "${group}": invalid key ${describeKey(key)}: ${reason}`)
   }
 }
@@ -20,7 +24,10 @@ export class InvalidKeyError extends TypeError {
 export class InvalidGroupError extends TypeError {
   readonly code = 'PEERCACHE_ERR_INVALID_GROUP'
   override name = 'InvalidGroupError'
-  constructor(readonly group: unknown, reason: string) {
+  constructor(
+    readonly group: unknown,
+    reason: string,
+  ) {
     super(`peercache: invalid group name ${JSON.stringify(String(group))}: ${reason}`)
   }
 }
@@ -29,7 +36,10 @@ export class InvalidGroupError extends TypeError {
 export class InvalidOptionError extends TypeError {
   readonly code = 'PEERCACHE_ERR_INVALID_OPTION'
   override name = 'InvalidOptionError'
-  constructor(readonly option: string, reason: string) {
+  constructor(
+    readonly option: string,
+    reason: string,
+  ) {
     super(`peercache: option ${option}: ${reason}`)
   }
 }
@@ -41,7 +51,11 @@ export class InvalidOptionError extends TypeError {
 export class InvalidValueError extends TypeError {
   readonly code = 'PEERCACHE_ERR_INVALID_VALUE'
   override name = 'InvalidValueError'
-  constructor(readonly group: string, readonly key: string, readonly reason: string) {
+  constructor(
+    readonly group: string,
+    readonly key: string,
+    readonly reason: string,
+  ) {
     super(`peercache: group "${group}", key ${describeKey(key)}: ${reason}`)
   }
 }
@@ -53,8 +67,16 @@ export class InvalidValueError extends TypeError {
 export class LoadError extends PeercacheError {
   override readonly code = 'PEERCACHE_ERR_LOAD'
   override name = 'LoadError'
-  constructor(readonly group: string, readonly key: string, originMessage: string, options?: { cause?: unknown; peer?: string }) {
-    super(`peercache: group "${group}", key ${describeKey(key)}: load failed${options?.peer ? ` at ${options.peer}` : ''}: ${originMessage}`, options)
+  constructor(
+    readonly group: string,
+    readonly key: string,
+    originMessage: string,
+    options?: { cause?: unknown; peer?: string },
+  ) {
+    super(
+      `peercache: group "${group}", key ${describeKey(key)}: load failed${options?.peer ? ` at ${options.peer}` : ''}: ${originMessage}`,
+      options,
+    )
     this.originMessage = originMessage
     this.peer = options?.peer
   }
@@ -72,7 +94,11 @@ export class LoadError extends PeercacheError {
 export class PeerUnavailableError extends PeercacheError {
   override readonly code = 'PEERCACHE_ERR_PEER_UNAVAILABLE'
   override name = 'PeerUnavailableError'
-  constructor(readonly peer: string, message: string, options?: { cause?: unknown; reason?: string }) {
+  constructor(
+    readonly peer: string,
+    message: string,
+    options?: { cause?: unknown; reason?: string },
+  ) {
     super(`peercache: peer ${peer} unavailable: ${message}`, options)
     this.reason = options?.reason
   }

@@ -20,7 +20,16 @@ const PEEK = 0x8000
 export type FrameStatus = 'ok' | 'miss' | ErrorReason
 
 /** Frame status codes: 0 is a value, 7 a peek that found nothing; the others are the protocol's error reasons. */
-export const FRAME_STATUS: readonly FrameStatus[] = ['ok', 'load', 'invalid-value', 'unknown-group', 'bad-request', 'internal', 'closing', 'miss']
+export const FRAME_STATUS: readonly FrameStatus[] = [
+  'ok',
+  'load',
+  'invalid-value',
+  'unknown-group',
+  'bad-request',
+  'internal',
+  'closing',
+  'miss',
+]
 const STATUS_CODE = new Map(FRAME_STATUS.map((s, i) => [s, i]))
 
 export const FRAME_HEADER_BYTES = 25

@@ -57,18 +57,36 @@ export class Group<T = Buffer> implements ServedGroup {
   readonly #fetches = new Flight<Entry<T>>()
   /** Replica copies waiting to be tried again. */
   #retries = 0
-  readonly #stats = { gets: 0, mainHits: 0, hotHits: 0, loads: 0, dedupedLoads: 0, peerLoads: 0, peerErrors: 0, localLoads: 0, serverRequests: 0, loadErrors: 0, sets: 0, removes: 0, replicaWrites: 0, replicaFills: 0, staleHits: 0 }
+  readonly #stats = {
+    gets: 0,
+    mainHits: 0,
+    hotHits: 0,
+    loads: 0,
+    dedupedLoads: 0,
+    peerLoads: 0,
+    peerErrors: 0,
+    localLoads: 0,
+    serverRequests: 0,
+    loadErrors: 0,
+    sets: 0,
+    removes: 0,
+    replicaWrites: 0,
+    replicaFills: 0,
+    staleHits: 0,
+  }
 
   /** @internal Groups are made by `peer.group()`. */
   constructor(name: string, options: GroupOptions<T>, host: GroupHost) {
     if (typeof name !== 'string' || !GROUP_NAME.test(name)) throw new InvalidGroupError(name, 'group names match [A-Za-z0-9._-]{1,64}')
-    if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'group options are required: { maxBytes, load }')
+    if (options === null || typeof options !== 'object')
+      throw new InvalidOptionError('options', 'group options are required: { maxBytes, load }')
     if (typeof options.load !== 'function') throw new InvalidOptionError('load', `group "${name}" needs a load function`)
     const maxBytes = positive('maxBytes', options.maxBytes)
     const ratio = options.hotCacheRatio ?? 0.125
     if (!(ratio >= 0 && ratio <= 0.5)) throw new InvalidOptionError('hotCacheRatio', `must be from 0 to 0.5, got ${ratio}`)
     const replicas = options.replicas ?? 2
-    if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new InvalidOptionError('replicas', `must be an integer from 1 to 5, got ${replicas}`)
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5)
+      throw new InvalidOptionError('replicas', `must be an integer from 1 to 5, got ${replicas}`)
     this.name = name
     this.#host = host
     this.#load = options.load
@@ -128,7 +146,11 @@ export class Group<T = Buffer> implements ServedGroup {
     const ttlMs = options?.ttlMs === undefined ? undefined : nonNegative('ttlMs', options.ttlMs)
     const bytes = ownBytes(this.#encode(key, value, 'set'))
     if (entrySize(key, bytes) > this.maxValueBytes) {
-      throw new InvalidValueError(this.name, key, `the value (${bytes.byteLength} bytes) is larger than the group can cache (${this.maxValueBytes} bytes with the key and bookkeeping)`)
+      throw new InvalidValueError(
+        this.name,
+        key,
+        `the value (${bytes.byteLength} bytes) is larger than the group can cache (${this.maxValueBytes} bytes with the key and bookkeeping)`,
+      )
     }
     if (this.#host.closed) throw new ClosedError()
     this.#stats.sets++
@@ -139,7 +161,10 @@ export class Group<T = Buffer> implements ServedGroup {
     const candidates = owners.length ? owners : [this.#host.self]
     for (const peer of candidates) {
       try {
-        stored = peer === this.#host.self ? await this.#storeAsOwner(key, bytes, ttlMs) : await this.#host.transport.put(peer, this.name, key, bytes, { replica: false, ttlMs })
+        stored =
+          peer === this.#host.self
+            ? await this.#storeAsOwner(key, bytes, ttlMs)
+            : await this.#host.transport.put(peer, this.name, key, bytes, { replica: false, ttlMs })
         owner = peer
         break
       } catch (err) {
@@ -367,13 +392,13 @@ export class Group<T = Buffer> implements ServedGroup {
         setTimeout(() => {
           this.#retries--
           const owners = this.#host.owners(key, this.#replicas)
-          if (this.#store.main.get(key) === entry && owners[0] === this.#host.self && owners.includes(peer)) void this.#copy(peer, key, entry, false)
+          if (this.#store.main.get(key) === entry && owners[0] === this.#host.self && owners.includes(peer))
+            void this.#copy(peer, key, entry, false)
         }, COPY_RETRY_MS).unref()
       }
       return peer
     }
   }
-
 
   /** Drops copies of `key` (older than `before`) on every member outside `skip`, in parallel, bounded. */
   async #broadcastDrop(key: string, before: number | undefined, skip: Set<string>): Promise<RemoveResult> {
@@ -416,7 +441,6 @@ export class Group<T = Buffer> implements ServedGroup {
   #checkKey(key: unknown): asserts key is string {
     checkKey(this.name, key, this.#maxKeyBytes)
   }
-
 }
 
 function expiry(ttlMs: number | undefined): number {

@@ -110,16 +110,19 @@ export class PeerHealth {
   #closed = false
 
   constructor(options: PeerHealthOptions) {
-    if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'new PeerHealth({ probe }) needs an options object')
+    if (options === null || typeof options !== 'object')
+      throw new InvalidOptionError('options', 'new PeerHealth({ probe }) needs an options object')
     if (typeof options.probe !== 'function') throw new InvalidOptionError('probe', 'must be a function (peer, signal) => Promise<boolean>')
     const failuresToDown = options.failuresToDown ?? 2
-    if (!Number.isInteger(failuresToDown) || failuresToDown < 1) throw new InvalidOptionError('failuresToDown', `must be an integer ≥ 1, got ${String(failuresToDown)}`)
+    if (!Number.isInteger(failuresToDown) || failuresToDown < 1)
+      throw new InvalidOptionError('failuresToDown', `must be an integer ≥ 1, got ${String(failuresToDown)}`)
     this.#probe = options.probe
     this.#failuresToDown = failuresToDown
     this.#probeTimeoutMs = positive('probeTimeoutMs', options.probeTimeoutMs ?? 1000)
     this.#cooldownMs = positive('cooldownMs', options.cooldownMs ?? 250)
     this.#maxCooldownMs = positive('maxCooldownMs', options.maxCooldownMs ?? 5000)
-    if (this.#maxCooldownMs < this.#cooldownMs) throw new InvalidOptionError('maxCooldownMs', `must be ≥ cooldownMs (${this.#cooldownMs}), got ${this.#maxCooldownMs}`)
+    if (this.#maxCooldownMs < this.#cooldownMs)
+      throw new InvalidOptionError('maxCooldownMs', `must be ≥ cooldownMs (${this.#cooldownMs}), got ${this.#maxCooldownMs}`)
     for (const name of ['onChange', 'now', 'random'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'function') throw new InvalidOptionError(name, 'must be a function')
     }
@@ -243,7 +246,23 @@ export class PeerHealth {
   #track(peer: string): Tracked {
     let p = this.#peers.get(peer)
     if (p === undefined) {
-      p = { peer, state: 'up', since: this.#now(), failures: 0, level: 0, cooldownMs: 0, nextProbeAt: undefined, timer: undefined, deciding: false, queued: false, lastFailure: undefined, downs: 0, probes: 0, failedProbes: 0, lastError: undefined }
+      p = {
+        peer,
+        state: 'up',
+        since: this.#now(),
+        failures: 0,
+        level: 0,
+        cooldownMs: 0,
+        nextProbeAt: undefined,
+        timer: undefined,
+        deciding: false,
+        queued: false,
+        lastFailure: undefined,
+        downs: 0,
+        probes: 0,
+        failedProbes: 0,
+        lastError: undefined,
+      }
       this.#peers.set(peer, p)
     }
     return p
@@ -335,7 +354,6 @@ export class PeerHealth {
     p.failedProbes++
     if (p.state === 'down') this.#schedule(p)
     else this.#enter(p, 'down', 'probe-failed') // a suspicion, or a check() of an up peer
-
   }
 }
 

@@ -89,12 +89,15 @@ export class Peer {
   #closed = false
 
   constructor(options: PeerOptions) {
-    if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'new Peer({ self, peers }) needs an options object')
+    if (options === null || typeof options !== 'object')
+      throw new InvalidOptionError('options', 'new Peer({ self, peers }) needs an options object')
     this.self = peerUrl('self', options.self)
     this.#vnodes = options.vnodes ?? DEFAULT_VNODES
-    if (!Number.isInteger(this.#vnodes) || this.#vnodes < 1 || this.#vnodes > 10_000) throw new InvalidOptionError('vnodes', `must be an integer from 1 to 10000, got ${String(options.vnodes)}`)
+    if (!Number.isInteger(this.#vnodes) || this.#vnodes < 1 || this.#vnodes > 10_000)
+      throw new InvalidOptionError('vnodes', `must be an integer from 1 to 10000, got ${String(options.vnodes)}`)
     const basePath = options.basePath ?? DEFAULT_BASE_PATH
-    if (!/^\/([A-Za-z0-9._~-]+\/)*$/.test(basePath)) throw new InvalidOptionError('basePath', `must start and end with "/", got ${JSON.stringify(basePath)}`)
+    if (!/^\/([A-Za-z0-9._~-]+\/)*$/.test(basePath))
+      throw new InvalidOptionError('basePath', `must start and end with "/", got ${JSON.stringify(basePath)}`)
     this.#ring = this.#buildRing(options.peers ?? [])
     this.#fetchTimeoutMs = positive('fetchTimeoutMs', options.fetchTimeoutMs ?? 5000)
     this.#client = new PeerClient({
@@ -256,7 +259,9 @@ function peerUrl(option: string, value: unknown): string {
   } catch {
     throw new InvalidOptionError(option, `not a URL: ${JSON.stringify(value)}`)
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidOptionError(option, `must be http: or https:, got ${url.protocol}`)
-  if (url.pathname !== '/' || url.search || url.hash) throw new InvalidOptionError(option, `give only scheme, host and port (use basePath for a path): ${value}`)
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new InvalidOptionError(option, `must be http: or https:, got ${url.protocol}`)
+  if (url.pathname !== '/' || url.search || url.hash)
+    throw new InvalidOptionError(option, `give only scheme, host and port (use basePath for a path): ${value}`)
   return url.origin
 }

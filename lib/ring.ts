@@ -29,7 +29,8 @@ export class Ring {
   readonly #owners: Uint32Array
 
   constructor(peers: Iterable<string>, vnodes = DEFAULT_VNODES) {
-    if (!Number.isInteger(vnodes) || vnodes < 1 || vnodes > 10_000) throw new RangeError(`vnodes must be an integer from 1 to 10000, got ${vnodes}`)
+    if (!Number.isInteger(vnodes) || vnodes < 1 || vnodes > 10_000)
+      throw new RangeError(`vnodes must be an integer from 1 to 10000, got ${vnodes}`)
     this.peers = [...new Set(peers)].sort()
     this.vnodes = vnodes
     const n = this.peers.length * vnodes

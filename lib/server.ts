@@ -157,7 +157,8 @@ async function serveBatch(options: HandlerOptions, req: IncomingMessage, res: Se
     try {
       const found = peek ? group.peek(key) : group.serve(key, signal)
       if (found instanceof Promise) waiting.push([i, found])
-      else ready.push(...(found ? encodeFrame(i, 'ok', found.bytes, found.expiresAt, found.version) : encodeFrame(i, 'miss', Buffer.alloc(0))))
+      else
+        ready.push(...(found ? encodeFrame(i, 'ok', found.bytes, found.expiresAt, found.version) : encodeFrame(i, 'miss', Buffer.alloc(0))))
     } catch (err) {
       ready.push(...errorFrame(i, err))
     }

@@ -3,7 +3,8 @@ import { InvalidKeyError, InvalidOptionError } from './errors.js'
 
 /** A finite number > 0, or InvalidOptionError naming the option. */
 export function positive(option: string, n: unknown): number {
-  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new InvalidOptionError(option, `must be a positive number, got ${String(n)}`)
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0)
+    throw new InvalidOptionError(option, `must be a positive number, got ${String(n)}`)
   return n
 }
 
@@ -21,5 +22,6 @@ export function checkKey(group: string, key: unknown, maxKeyBytes: number): asse
   if (key.length * 3 > maxKeyBytes && Buffer.byteLength(key) > maxKeyBytes) {
     throw new InvalidKeyError(group, key, `keys are at most ${maxKeyBytes} bytes of UTF-8`)
   }
-  if (!(key as unknown as { isWellFormed(): boolean }).isWellFormed()) throw new InvalidKeyError(group, key, 'keys are well-formed Unicode (no lone surrogate)')
+  if (!(key as unknown as { isWellFormed(): boolean }).isWellFormed())
+    throw new InvalidKeyError(group, key, 'keys are well-formed Unicode (no lone surrogate)')
 }

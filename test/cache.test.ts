@@ -80,7 +80,11 @@ t.test('LRU order: the least recently used entry is evicted first', async (t) =>
   for (const k of ['a', 'b', 'c']) cache.set(k, entry(100))
   cache.get('a')
   cache.set('d', entry(100))
-  t.same([...cache.entries()].map(([k]) => k), ['d', 'a', 'c'], 'b was least recently used')
+  t.same(
+    [...cache.entries()].map(([k]) => k),
+    ['d', 'a', 'c'],
+    'b was least recently used',
+  )
   t.equal(cache.stats().evictions, 1)
   t.equal(cache.delete('a'), true)
   cache.clear()

@@ -30,10 +30,18 @@ t.test('any key reaches its owner unchanged (the owner’s loader sees exactly t
     const owner = tp.ownerIndex(key)
     const value = await groups[1 - owner]!.get(key)
     t.equal(value.toString(), `value of ${key}`, `${JSON.stringify(key.slice(0, 20))}: the value of that key`)
-    t.same(origin.calls.filter((c) => c.key === key).map((c) => c.by), [`p${owner}`], 'loaded once, by the owner, under that exact key')
+    t.same(
+      origin.calls.filter((c) => c.key === key).map((c) => c.by),
+      [`p${owner}`],
+      'loaded once, by the owner, under that exact key',
+    )
   }
   t.equal(origin.count(), keys.length, 'no other key was loaded')
-  t.same(groups.map((g) => g.stats().peerLoads).reduce((a, b) => a + b), keys.length, 'every one crossed the wire')
+  t.same(
+    groups.map((g) => g.stats().peerLoads).reduce((a, b) => a + b),
+    keys.length,
+    'every one crossed the wire',
+  )
 })
 
 /** A peer whose only other member is `other`, with short timeouts, and a key `other` owns. */
@@ -55,7 +63,11 @@ async function fallsBackLocally(t: TapTest, other: string, what: string): Promis
   const value = await settledWithin(g.get(key), BOUND_MS)
   t.not(value, 'hung', `${what}: the get settled within ${BOUND_MS} ms`)
   t.equal(String(value), `value of ${key}`, `${what}: the get succeeded`)
-  t.same(origin.calls.map((c) => c.by), ['asker'], `${what}: loaded locally`)
+  t.same(
+    origin.calls.map((c) => c.by),
+    ['asker'],
+    `${what}: loaded locally`,
+  )
   t.equal(g.stats().peerErrors, 1, `${what}: one peer error`)
   t.equal(g.stats().localLoads, 1)
   t.equal(g.stats().inFlight, 0)
@@ -114,5 +126,8 @@ t.test('many gets of different keys on a hung peer each settle within the bound'
   }
   const results = await Promise.all(gets)
   t.equal(results.filter((r) => r === 'hung').length, 0, `all ${keys.length} settled within ${BOUND_MS} ms`)
-  t.ok(results.every((r, i) => r === 'hung' || r === `value of ${keys[i]}`), 'every get that settled has its value')
+  t.ok(
+    results.every((r, i) => r === 'hung' || r === `value of ${keys[i]}`),
+    'every get that settled has its value',
+  )
 })

@@ -77,5 +77,8 @@ t.test('an owner killed with SIGKILL under load: gets fall back to local loads, 
   t.ok(delta('peerErrors') > 0, `${delta('peerErrors')} peer errors counted`)
   t.ok(delta('localLoads') > 0, `${delta('localLoads')} local loads answered instead`)
   const loads = await cluster.loads('steady')
-  t.ok(keys.some((k) => (loads.byKey.get(k) ?? 0) > 0), "the survivors loaded the dead owner's keys themselves")
+  t.ok(
+    keys.some((k) => (loads.byKey.get(k) ?? 0) > 0),
+    "the survivors loaded the dead owner's keys themselves",
+  )
 })

@@ -106,7 +106,10 @@ t.test('a node started by hand, as the README shows, serves users and shares loa
   const ports: number[] = await freePorts(2)
   const peers = ports.map((p) => `http://127.0.0.1:${p}`).join(',')
   const nodes = ports.map((port) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'demo', 'node.mjs'), '--port', String(port), '--peers', peers], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, [path.join(ROOT, 'demo', 'node.mjs'), '--port', String(port), '--peers', peers], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
     children.add(child)
     return child
   })
@@ -119,8 +122,14 @@ t.test('a node started by hand, as the README shows, serves users and shares loa
     t.equal(res.status, 200)
     t.equal(await res.text(), userRecord(42), `${url} answers the record of user 42`)
   }
-  const stats = await Promise.all([a, b].map(async (url) => (await fetch(`${url}/stats`)).json() as Promise<{ requests: number; originLoads: number }>))
-  t.same(stats.map((s) => s.requests), [2, 2], 'each node served its two requests')
+  const stats = await Promise.all(
+    [a, b].map(async (url) => (await fetch(`${url}/stats`)).json() as Promise<{ requests: number; originLoads: number }>),
+  )
+  t.same(
+    stats.map((s) => s.requests),
+    [2, 2],
+    'each node served its two requests',
+  )
   t.equal(stats[0]!.originLoads + stats[1]!.originLoads, 1, 'one origin load for four requests on two nodes')
   const help = await run('node.mjs', ['--help'])
   t.equal(help.code, 0)

@@ -30,7 +30,11 @@ async function startDnsServer(records: string[]) {
     if (state.mode === 'servfail') return send(response(q, 2, []))
     if (q.name !== NAME || state.mode === 'nxdomain') return send(response(q, 3, []))
     const want = q.type === 1 ? net.isIPv4 : q.type === 28 ? net.isIPv6 : () => false
-    const reply = response(q, 0, state.records.filter((r) => want(r)).map((r) => answer(q.type, ipBytes(r))))
+    const reply = response(
+      q,
+      0,
+      state.records.filter((r) => want(r)).map((r) => answer(q.type, ipBytes(r))),
+    )
     if (state.mode === 'hold') state.held.push(() => send(reply))
     else send(reply)
   })
@@ -49,7 +53,13 @@ async function startDnsServer(records: string[]) {
   }
 }
 
-interface Question { id: number; flags: number; name: string; type: number; question: Buffer }
+interface Question {
+  id: number
+  flags: number
+  name: string
+  type: number
+  question: Buffer
+}
 
 function parseQuestion(msg: Buffer): Question | undefined {
   if (msg.length < 12 || msg.readUInt16BE(4) !== 1) return undefined
@@ -62,7 +72,13 @@ function parseQuestion(msg: Buffer): Question | undefined {
   }
   off += 1 // the root label
   if (off + 4 > msg.length) return undefined
-  return { id: msg.readUInt16BE(0), flags: msg.readUInt16BE(2), name: labels.join('.').toLowerCase(), type: msg.readUInt16BE(off), question: msg.subarray(12, off + 4) }
+  return {
+    id: msg.readUInt16BE(0),
+    flags: msg.readUInt16BE(2),
+    name: labels.join('.').toLowerCase(),
+    type: msg.readUInt16BE(off),
+    question: msg.subarray(12, off + 4),
+  }
 }
 
 /** Header (QR, AA, the query's opcode and RD, RA, rcode), the question echoed, then the answers. */
@@ -101,7 +117,15 @@ function ipBytes(ip: string): Buffer {
 function watch(dns: Awaited<ReturnType<typeof startDnsServer>>, options: Partial<DnsDiscoveryOptions> = {}) {
   const calls: (readonly string[])[] = []
   const errors: DiscoveryError[] = []
-  const discovery = new DnsDiscovery({ name: NAME, port: 7001, intervalMs: 60_000, resolver: dns.resolver(), onPeers: (urls) => calls.push(urls), onError: (err) => errors.push(err), ...options })
+  const discovery = new DnsDiscovery({
+    name: NAME,
+    port: 7001,
+    intervalMs: 60_000,
+    resolver: dns.resolver(),
+    onPeers: (urls) => calls.push(urls),
+    onError: (err) => errors.push(err),
+    ...options,
+  })
   t.teardown(() => discovery.stop())
   return { discovery, calls, errors }
 }
@@ -121,7 +145,11 @@ t.test('resolves A and AAAA into sorted, de-duplicated URLs, and calls back only
 
   dns.state.records = ['10.0.0.3', '10.0.0.1', '10.0.0.2', '2001:db8::1']
   await discovery.refresh()
-  t.same(calls.at(-1), ['http://10.0.0.1:7001', 'http://10.0.0.2:7001', 'http://10.0.0.3:7001', 'http://[2001:db8::1]:7001'], 'an added record')
+  t.same(
+    calls.at(-1),
+    ['http://10.0.0.1:7001', 'http://10.0.0.2:7001', 'http://10.0.0.3:7001', 'http://[2001:db8::1]:7001'],
+    'an added record',
+  )
   dns.state.records = ['10.0.0.3', '10.0.0.1']
   await discovery.refresh()
   t.same(calls.at(-1), ['http://10.0.0.1:7001', 'http://10.0.0.3:7001'], 'removed records, and no AAAA left (NODATA) is fine')
@@ -195,18 +223,30 @@ t.test('an injected lookup: host names and IPv6 as given, bad addresses rejected
   let answer: string[] = ['::1', '0:0:0:0:0:0:0:1', 'B.example', '127.0.0.1']
   const calls: (readonly string[])[] = []
   const errors: DiscoveryError[] = []
-  const discovery = new DnsDiscovery({ name: 'x', port: 443, protocol: 'https', lookup: async () => answer, onPeers: (u) => calls.push(u), onError: (e) => errors.push(e) })
+  const discovery = new DnsDiscovery({
+    name: 'x',
+    port: 443,
+    protocol: 'https',
+    lookup: async () => answer,
+    onPeers: (u) => calls.push(u),
+    onError: (e) => errors.push(e),
+  })
   await discovery.refresh()
   t.same(calls, [['https://127.0.0.1', 'https://[::1]', 'https://b.example']], 'canonical origins, as Peer writes them')
   for (const bad of ['not a host!', 'h/x', 'u@h', '[::1]', '']) {
     answer = ['10.0.0.1', bad]
     await discovery.refresh()
   }
-  t.same(errors.map((e) => e.reason), Array(5).fill('invalid-address'))
+  t.same(
+    errors.map((e) => e.reason),
+    Array(5).fill('invalid-address'),
+  )
   t.equal(calls.length, 1, 'one bad address fails the whole answer rather than shrinking the list')
   t.throws(() => new DnsDiscovery({ name: 'x', port: 70000, onPeers: () => {} }), { code: 'PEERCACHE_ERR_INVALID_OPTION' })
   t.throws(() => new DnsDiscovery({ name: '', port: 1, onPeers: () => {} }), { code: 'PEERCACHE_ERR_INVALID_OPTION' })
-  t.throws(() => new DnsDiscovery({ name: 'x', port: 1, lookup: async () => [], resolver: new Resolver(), onPeers: () => {} }), { code: 'PEERCACHE_ERR_INVALID_OPTION' })
+  t.throws(() => new DnsDiscovery({ name: 'x', port: 1, lookup: async () => [], resolver: new Resolver(), onPeers: () => {} }), {
+    code: 'PEERCACHE_ERR_INVALID_OPTION',
+  })
 })
 
 t.test('an onPeers that throws is reported, and the list is offered again', async (t) => {
@@ -222,7 +262,10 @@ t.test('an onPeers that throws is reported, and the list is offered again', asyn
   throws = false
   t.same(await discovery.refresh(), ['http://10.0.0.1:1'])
   t.equal(calls.length, 2, 'the same list, offered again')
-  t.same(errors.map((e) => [e.reason, (e.cause as Error).message]), [['callback', 'not now']])
+  t.same(
+    errors.map((e) => [e.reason, (e.cause as Error).message]),
+    [['callback', 'not now']],
+  )
 })
 
 t.test('without onError, a process warning for the first failure of each streak only', async (t) => {
@@ -241,7 +284,13 @@ t.test('without onError, a process warning for the first failure of each streak 
     await discovery.refresh()
   }
   await new Promise((r) => setImmediate(r)) // warnings are emitted on the next tick
-  t.same(warnings.map((w) => [w.name, (w as DiscoveryError).reason]), [['DiscoveryError', 'resolve'], ['DiscoveryError', 'resolve']])
+  t.same(
+    warnings.map((w) => [w.name, (w as DiscoveryError).reason]),
+    [
+      ['DiscoveryError', 'resolve'],
+      ['DiscoveryError', 'resolve'],
+    ],
+  )
 })
 
 t.test('discover(peer) keeps a Peer on the records and stops once the Peer is closed', async (t) => {
@@ -266,7 +315,11 @@ t.test('three app processes find each other through DNS alone and follow a remov
   const apps = hosts.map((host) => startApp(t, host, port, dns.server))
   for (const app of apps) await app.next((e) => e.event === 'listening')
   const all = hosts.map(url)
-  t.same(apps.map((a) => a.lastPeers), [all, all, all], 'every process has the same ring, from DNS only')
+  t.same(
+    apps.map((a) => a.lastPeers),
+    [all, all, all],
+    'every process has the same ring, from DNS only',
+  )
 
   // Same ring, same owners: whichever process is asked, each key is loaded once, by its ring owner.
   const ring = new Ring(all)
@@ -279,21 +332,41 @@ t.test('three app processes find each other through DNS alone and follow a remov
   dns.state.records = hosts.slice(0, 2)
   const shrunk = hosts.slice(0, 2).map(url)
   for (const app of apps.slice(0, 2)) await app.next((e) => e.event === 'peers' && e.peers.length === 2)
-  t.same(apps.slice(0, 2).map((a) => a.lastPeers), [shrunk, shrunk], 'the remaining processes dropped the removed one')
+  t.same(
+    apps.slice(0, 2).map((a) => a.lastPeers),
+    [shrunk, shrunk],
+    'the remaining processes dropped the removed one',
+  )
   apps[2]!.child.kill('SIGTERM')
   t.equal(await apps[2]!.exited, 0, 'the removed process closed cleanly on SIGTERM')
   const smaller = new Ring(shrunk)
   for (const key of keys.map((k) => `${k}-after`)) {
-    t.equal(await getItem(url(hosts[0]!), key), `item ${key}, loaded by ${smaller.owner(key)}`, `${key}: loaded by its owner on the smaller ring`)
+    t.equal(
+      await getItem(url(hosts[0]!), key),
+      `item ${key}, loaded by ${smaller.owner(key)}`,
+      `${key}: loaded by its owner on the smaller ring`,
+    )
   }
 })
 
-interface AppEvent { event: string; peers: string[]; [k: string]: unknown }
+interface AppEvent {
+  event: string
+  peers: string[]
+  [k: string]: unknown
+}
 
 /** demo/k8s/app.mjs as its own process; its JSON log lines are the events the test waits on. */
 function startApp(t: Test, host: string, port: number, dnsServer: string) {
   const script = fileURLToPath(new URL('../demo/k8s/app.mjs', import.meta.url))
-  const env = { ...process.env, POD_IP: host, LISTEN_HOST: host, PORT: String(port), PEERS_DNS_NAME: NAME, DNS_SERVER: dnsServer, DISCOVERY_INTERVAL_MS: '50' }
+  const env = {
+    ...process.env,
+    POD_IP: host,
+    LISTEN_HOST: host,
+    PORT: String(port),
+    PEERS_DNS_NAME: NAME,
+    DNS_SERVER: dnsServer,
+    DISCOVERY_INTERVAL_MS: '50',
+  }
   const child: ChildProcess = spawn(process.execPath, [script], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   const stderr: string[] = []
   child.stderr!.on('data', (d) => stderr.push(String(d)))

@@ -47,14 +47,28 @@ t.test('different keys get different calls', async (t) => {
 
 t.test('a call always ends: sync throw, rejection, and the key is free again', async (t) => {
   for (const [what, start] of [
-    ['sync throw', () => { throw new Error('sync boom') }],
+    [
+      'sync throw',
+      () => {
+        throw new Error('sync boom')
+      },
+    ],
     ['rejection', () => Promise.reject(new Error('async boom'))],
-    ['throw after await', async () => { await null; throw new Error('late boom') }],
+    [
+      'throw after await',
+      async () => {
+        await null
+        throw new Error('late boom')
+      },
+    ],
   ] as const) {
     const flight = new Flight<string>()
     const waiters = Array.from({ length: 5 }, (_, i) => flight.run('k', start, i % 2 ? new AbortController().signal : undefined))
     const results = await Promise.allSettled(waiters)
-    t.ok(results.every((r) => r.status === 'rejected' && /boom/.test((r.reason as Error).message)), `${what}: every waiter gets the error`)
+    t.ok(
+      results.every((r) => r.status === 'rejected' && /boom/.test((r.reason as Error).message)),
+      `${what}: every waiter gets the error`,
+    )
     t.equal(flight.size, 0, `${what}: no entry left`)
     t.equal(await flight.run('k', () => 'fresh'), 'fresh', `${what}: the next run starts a new call`)
   }
@@ -90,17 +104,24 @@ t.test('when every waiter leaves, the call signal aborts and the next run starts
   const first = deferred<string>()
   const controllers = [new AbortController(), new AbortController()]
   const waits = controllers.map((c) =>
-    flight.run('k', (call) => {
-      callSignal = call.signal
-      return first.promise
-    }, c.signal),
+    flight.run(
+      'k',
+      (call) => {
+        callSignal = call.signal
+        return first.promise
+      },
+      c.signal,
+    ),
   )
   controllers[0]!.abort()
   t.equal(callSignal!.aborted, false, 'one waiter left, one stays')
   controllers[1]!.abort()
   t.equal(callSignal!.aborted, true, 'the last waiter leaving aborts the call')
   const results = await Promise.allSettled(waits)
-  t.ok(results.every((r) => r.status === 'rejected' && (r.reason as Error).name === 'AbortError'), 'reason defaults to an AbortError')
+  t.ok(
+    results.every((r) => r.status === 'rejected' && (r.reason as Error).name === 'AbortError'),
+    'reason defaults to an AbortError',
+  )
   t.equal(flight.size, 0)
   t.equal(await flight.run('k', () => 'second'), 'second', 'a new call, not the abandoned one')
   first.resolve('late')
@@ -123,7 +144,10 @@ t.test('a waiter without a signal pins the call: it is never aborted', async (t)
 t.test('an already aborted signal rejects without starting anything', async (t) => {
   const flight = new Flight<string>()
   let started = false
-  await t.rejects(flight.run('k', () => ((started = true), 'v'), AbortSignal.abort(new Error('already'))), { message: 'already' })
+  await t.rejects(
+    flight.run('k', () => ((started = true), 'v'), AbortSignal.abort(new Error('already'))),
+    { message: 'already' },
+  )
   t.equal(started, false)
   t.equal(flight.size, 0)
   t.ok(new AbortError() instanceof Error)

@@ -23,7 +23,7 @@ async function warm(t: Test, c: GroupCluster, key: string, expected: string): Pr
   for (const g of c.groups) t.equal(await g.get(key), expected, 'warm')
 }
 
-t.test('group ttlMs: a hot copy expires at the owner\'s absolute time; one reload serves owner and asker', async (t) => {
+t.test("group ttlMs: a hot copy expires at the owner's absolute time; one reload serves owner and asker", async (t) => {
   const c = await startGroupCluster(t, 3, { ttlMs: TTL_MS })
   // Reloaded values live long, so that a slow machine cannot expire them again mid-test.
   const first = c.origin.value
@@ -36,7 +36,7 @@ t.test('group ttlMs: a hot copy expires at the owner\'s absolute time; one reloa
   const [owner, replica, asker] = [c.groups[0]!, c.groups[1]!, c.groups[2]!]
   t.equal(await owner.get(key), loaded(key, 1))
   const deadline = Date.now() + TTL_MS // the owner's expiry is at most this: its load ended before now
-  t.equal(c.origin.calls[0]!.ctx.ttlMs, TTL_MS, 'the loader saw the group\'s ttlMs in ctx.ttlMs')
+  t.equal(c.origin.calls[0]!.ctx.ttlMs, TTL_MS, "the loader saw the group's ttlMs in ctx.ttlMs")
 
   // The asker copies the value a third of the TTL later: a copy that counted its own TTL from
   // arrival would outlive the owner's entry by that much.
@@ -46,7 +46,7 @@ t.test('group ttlMs: a hot copy expires at the owner\'s absolute time; one reloa
   await eventually(() => replica.stats().replicaWrites === 1, 'the replica has its copy')
 
   await pastTime(deadline)
-  t.equal(await asker.get(key), loaded(key, 2), 'past the owner\'s expiry the asker\'s copy is gone: reloaded at the owner')
+  t.equal(await asker.get(key), loaded(key, 2), "past the owner's expiry the asker's copy is gone: reloaded at the owner")
   t.equal(await owner.get(key), loaded(key, 2), 'the owner serves the reload')
   t.equal(await replica.get(key), loaded(key, 2), 'so does the replica')
   t.equal(c.origin.count(), 2, 'exactly one reload in the cluster')
@@ -57,8 +57,20 @@ t.test('group ttlMs: a hot copy expires at the owner\'s absolute time; one reloa
 
 // Per key, from the loader: a TTL of its own, 0 (never), or the group's, untouched.
 const loaderTtlCases = [
-  { name: 'no group ttlMs: the loader gives one key a ttl', groupTtl: undefined, setByLoader: { short: TTL_MS } as Record<string, number>, untouched: 'plain', expiring: 'short' },
-  { name: 'group ttlMs: the loader lengthens one key, makes one never expire, leaves one', groupTtl: TTL_MS, setByLoader: { long: 60_000, never: 0 } as Record<string, number>, untouched: 'inherits', expiring: 'inherits' },
+  {
+    name: 'no group ttlMs: the loader gives one key a ttl',
+    groupTtl: undefined,
+    setByLoader: { short: TTL_MS } as Record<string, number>,
+    untouched: 'plain',
+    expiring: 'short',
+  },
+  {
+    name: 'group ttlMs: the loader lengthens one key, makes one never expire, leaves one',
+    groupTtl: TTL_MS,
+    setByLoader: { long: 60_000, never: 0 } as Record<string, number>,
+    untouched: 'inherits',
+    expiring: 'inherits',
+  },
 ]
 for (const tc of loaderTtlCases) {
   t.test(`per-key ttl from the loader (ctx.ttlMs): ${tc.name}`, async (t) => {
@@ -78,7 +90,11 @@ for (const tc of loaderTtlCases) {
     await pastTime(deadline)
     for (const key of keys) {
       const expected = key === tc.expiring ? loaded(key, 2) : loaded(key, 1)
-      t.same(await fromEveryPeer(c.groups, key), times(3, expected), `${key}: ${key === tc.expiring ? 'expired and reloaded once' : 'still cached'} on every peer`)
+      t.same(
+        await fromEveryPeer(c.groups, key),
+        times(3, expected),
+        `${key}: ${key === tc.expiring ? 'expired and reloaded once' : 'still cached'} on every peer`,
+      )
       t.equal(c.origin.count(key), key === tc.expiring ? 2 : 1, `${key}: origin loads`)
     }
   })
@@ -88,7 +104,11 @@ t.test('set from a non-owner, the owner and the replica: every peer returns the 
   const c = await startGroupCluster(t, 3)
   const key = c.keyOf(0, 1)
   await warm(t, c, key, loaded(key, 1))
-  for (const [role, setter] of [['a non-owner', 2], ['the owner', 0], ['the replica', 1]] as const) {
+  for (const [role, setter] of [
+    ['a non-owner', 2],
+    ['the owner', 0],
+    ['the replica', 1],
+  ] as const) {
     const result = await c.groups[setter]!.set(key, `set by ${role}`)
     t.equal(result.owner, c.urls[0], `set by ${role}: stored at the owner`)
     t.same(result.unreachable, [], 'every peer was reached')
@@ -97,28 +117,35 @@ t.test('set from a non-owner, the owner and the replica: every peer returns the 
     t.same(await fromEveryPeer(c.groups, key), times(3, `set by ${role}`), 'and again (from the copies it left)')
   }
   t.equal(c.origin.count(), 1, 'only the first value came from the origin')
-  t.same(c.groups.map((g) => g.stats().sets), [1, 1, 1], 'stats: one set per caller')
+  t.same(
+    c.groups.map((g) => g.stats().sets),
+    [1, 1, 1],
+    'stats: one set per caller',
+  )
   t.equal(c.groups[2]!.stats().hot.items, 1, 'the non-owner holds a hot copy of the set value')
 })
 
-t.test('set with ttlMs: every copy expires at the owner\'s time, then one origin load', async (t) => {
+t.test("set with ttlMs: every copy expires at the owner's time, then one origin load", async (t) => {
   const c = await startGroupCluster(t, 3)
   const key = c.keyOf(0, 1)
   await warm(t, c, key, loaded(key, 1))
   const before = Date.now()
   const result = await c.groups[2]!.set(key, 'short-lived', { ttlMs: TTL_MS })
-  t.ok(result.expiresAt >= before + TTL_MS && result.expiresAt <= Date.now() + TTL_MS, 'expiresAt: the owner\'s clock when it stored the value, plus the ttl')
+  t.ok(
+    result.expiresAt >= before + TTL_MS && result.expiresAt <= Date.now() + TTL_MS,
+    "expiresAt: the owner's clock when it stored the value, plus the ttl",
+  )
   t.same(await fromEveryPeer(c.groups, key), times(3, 'short-lived'), 'seen everywhere before expiry')
   await pastTime(result.expiresAt)
   t.same(await fromEveryPeer(c.groups, key), times(3, loaded(key, 2)), 'after expiry every peer gets a fresh load')
   t.equal(c.origin.count(), 2, 'one origin load for the whole cluster')
 })
 
-t.test('set without ttlMs takes the group\'s ttlMs; ttlMs: 0 never expires', async (t) => {
+t.test("set without ttlMs takes the group's ttlMs; ttlMs: 0 never expires", async (t) => {
   const c = await startGroupCluster(t, 3, { ttlMs: TTL_MS })
   const before = Date.now()
   const byDefault = await c.groups[2]!.set('a', 'default ttl')
-  t.ok(byDefault.expiresAt >= before + TTL_MS && byDefault.expiresAt <= Date.now() + TTL_MS, 'the group\'s ttlMs, counted by the owner')
+  t.ok(byDefault.expiresAt >= before + TTL_MS && byDefault.expiresAt <= Date.now() + TTL_MS, "the group's ttlMs, counted by the owner")
   t.equal((await c.groups[2]!.set('b', 'forever', { ttlMs: 0 })).expiresAt, 0)
   await t.rejects(c.groups[2]!.set('c', 'x', { ttlMs: -1 }), InvalidOptionError, 'a negative ttl is refused')
 })
@@ -127,7 +154,11 @@ t.test('remove from a non-owner, the owner and the replica: every peer then relo
   const c = await startGroupCluster(t, 3)
   const key = c.keyOf(0, 1)
   let loads = 0
-  for (const [role, remover] of [['a non-owner', 2], ['the owner', 0], ['the replica', 1]] as const) {
+  for (const [role, remover] of [
+    ['a non-owner', 2],
+    ['the owner', 0],
+    ['the replica', 1],
+  ] as const) {
     await warm(t, c, key, loaded(key, ++loads))
     const result = await c.groups[remover]!.remove(key)
     t.same([...result.acknowledged].sort(), [...c.urls].sort(), `remove by ${role}: every peer acknowledged`)
@@ -135,7 +166,11 @@ t.test('remove from a non-owner, the owner and the replica: every peer then relo
     t.same(await fromEveryPeer(c.groups, key), times(3, loaded(key, loads + 1)), `remove by ${role}: every peer gets a fresh load`)
     t.equal(c.origin.count(), loads + 1, 'one origin load for the whole cluster')
   }
-  t.same(c.groups.map((g) => g.stats().removes), [1, 1, 1], 'stats: one remove per caller')
+  t.same(
+    c.groups.map((g) => g.stats().removes),
+    [1, 1, 1],
+    'stats: one remove per caller',
+  )
 })
 
 /**
@@ -143,11 +178,16 @@ t.test('remove from a non-owner, the owner and the replica: every peer then relo
  * non-owner (peer 2). `write` runs on peer 3 while the load is held; `releaseWhen` decides when
  * the load may finish. Returns what the waiters got.
  */
-async function midLoad(c: GroupCluster, key: string, write: () => Promise<unknown>, releaseWhen: 'write resolved' | 'owner dropped the flight'): Promise<string[]> {
+async function midLoad(
+  c: GroupCluster,
+  key: string,
+  write: () => Promise<unknown>,
+  releaseWhen: 'write resolved' | 'owner dropped the flight',
+): Promise<string[]> {
   c.origin.hold()
   const waiting = [c.groups[1]!.get(key), c.groups[2]!.get(key)]
   await c.origin.started(1)
-  await eventually(() => c.groups[0]!.stats().dedupedLoads === 1, 'both waiters joined the owner\'s load')
+  await eventually(() => c.groups[0]!.stats().dedupedLoads === 1, "both waiters joined the owner's load")
   const written = write()
   if (releaseWhen === 'owner dropped the flight') await eventually(() => c.groups[0]!.stats().inFlight === 0, 'the owner detached the load')
   else await written
@@ -240,7 +280,11 @@ t.test('set when the owner is unreachable goes to its replica', async (t) => {
 
 t.test('set and remove with bad input throw and change nothing', async (t) => {
   const c = await startGroupCluster(t, 3)
-  const groups = c.group<Buffer>('bytes', () => ({ maxBytes: 1 << 20, hotThreshold: 1, load: async (key: string) => Buffer.from(`old ${key}`) }))
+  const groups = c.group<Buffer>('bytes', () => ({
+    maxBytes: 1 << 20,
+    hotThreshold: 1,
+    load: async (key: string) => Buffer.from(`old ${key}`),
+  }))
   const key = c.keyOf(0, 1)
   const old = () => Promise.all(groups.map(async (g) => String(await g.get(key))))
   t.same(await old(), times(3, `old ${key}`))
@@ -248,7 +292,7 @@ t.test('set and remove with bad input throw and change nothing', async (t) => {
     await t.rejects(g.set('', Buffer.from('x')), InvalidKeyError, 'set of an empty key')
     await t.rejects(g.remove(''), InvalidKeyError, 'remove of an empty key')
     const err = await g.set(key, 'not bytes' as unknown as Buffer).catch((e: unknown) => e)
-    t.type(err, InvalidValueError, 'a string given to a bytes group\'s set')
+    t.type(err, InvalidValueError, "a string given to a bytes group's set")
     t.match(err, { group: 'bytes', key }, 'the error names the group and the key')
   }
   t.same(await old(), times(3, `old ${key}`), 'every peer still returns the old value')
@@ -258,11 +302,22 @@ t.test('set and remove with bad input throw and change nothing', async (t) => {
 // and the owner must not drop its value for one it cannot store.
 t.test('set of a value larger than the group can cache: refused alike from every caller, nothing changes', async (t) => {
   const suspected: string[] = [] // peers any peer stopped trusting, and why
-  const c = await startGroupCluster(t, 3, { maxBytes: 10_000 }, { onPeerStateChange: (peer, _from, to, why) => suspected.push(`${peer} ${to} (${why})`) })
+  const c = await startGroupCluster(
+    t,
+    3,
+    { maxBytes: 10_000 },
+    { onPeerStateChange: (peer, _from, to, why) => suspected.push(`${peer} ${to} (${why})`) },
+  )
   const key = c.keyOf(0, 1)
   await warm(t, c, key, loaded(key, 1))
-  for (const [role, setter] of [['a non-owner', 2], ['the owner', 0]] as const) {
-    const err = await c.groups[setter]!.set(key, 'x'.repeat(20_000)).then(() => undefined, (e: unknown) => e)
+  for (const [role, setter] of [
+    ['a non-owner', 2],
+    ['the owner', 0],
+  ] as const) {
+    const err = await c.groups[setter]!.set(key, 'x'.repeat(20_000)).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
     t.type(err, InvalidValueError, `from ${role}: rejected as an invalid value`)
     t.same(suspected, [], `from ${role}: no peer counted as failed`)
     t.same(await fromEveryPeer(c.groups, key), times(3, loaded(key, 1)), `from ${role}: every peer still has the old value`)
@@ -274,7 +329,11 @@ t.test('set of a value larger than the group can cache: refused alike from every
  * machine's would send it: its version is that owner's wall clock in µs. Returns the HTTP status.
  */
 async function copyFromAheadOwner(url: string, key: string, value: string, aheadMs: number): Promise<number> {
-  const headers = { [HEADER.protocol]: String(PROTOCOL_VERSION), [HEADER.replica]: '1', [HEADER.version]: String((Date.now() + aheadMs) * 1000) }
+  const headers = {
+    [HEADER.protocol]: String(PROTOCOL_VERSION),
+    [HEADER.replica]: '1',
+    [HEADER.version]: String((Date.now() + aheadMs) * 1000),
+  }
   const res = await fetch(`${url}${keyPath(DEFAULT_BASE_PATH, GROUP, key)}`, { method: 'PUT', headers, body: value })
   return res.status
 }
@@ -308,10 +367,12 @@ t.test('OS processes', async (t) => {
   const groups = { g: { options: { maxBytes: 1 << 20, codec: 'string' as const, hotThreshold: 1 } } }
   /** The loader version each member's value of `key` was made by (or the set value itself). */
   const versions = async (members: Member[], key: string) =>
-    Promise.all(members.map(async (m) => {
-      const { value } = await m.get('g', key)
-      return value.startsWith('{') ? valueHeader(value).v : value
-    }))
+    Promise.all(
+      members.map(async (m) => {
+        const { value } = await m.get('g', key)
+        return value.startsWith('{') ? valueHeader(value).v : value
+      }),
+    )
 
   const cluster = await startCluster(t, { size: 3, groups })
 
@@ -332,7 +393,10 @@ t.test('OS processes', async (t) => {
   /** Three members, the key's replica frozen (SIGSTOP: it accepts connections, answers nothing). */
   async function frozenReplica(t: Test, key: string) {
     const cluster = await startCluster(t, { size: 3, groups, peer: { fetchTimeoutMs: 1500, peerTimeoutMs: 500 } })
-    const [owner, replica] = cluster.ring().owners(key, 2).map((url) => cluster.members.find((m) => m.url === url)!) as [Member, Member]
+    const [owner, replica] = cluster
+      .ring()
+      .owners(key, 2)
+      .map((url) => cluster.members.find((m) => m.url === url)!) as [Member, Member]
     const asker = cluster.members.find((m) => m !== owner && m !== replica)!
     t.same(await versions([owner, replica, asker], key), times(3, 'v1'), 'warm')
     replica.stop()
@@ -359,14 +423,20 @@ t.test('OS processes', async (t) => {
     // The owner's copy to the frozen replica must give up (peerTimeoutMs) before the caller gives up
     // on the owner (fetchTimeoutMs): else the caller stores the value itself, or rejects although
     // the owner stored it.
-    const outcome = await asker.set('g', key, 'set while frozen').then((r) => (r as { owner: string }).owner, (err: Error) => err.message)
+    const outcome = await asker.set('g', key, 'set while frozen').then(
+      (r) => (r as { owner: string }).owner,
+      (err: Error) => err.message,
+    )
     t.equal(outcome, owner.url, 'the owner stored it and set() said so')
     t.same(await versions([owner, asker], key), times(2, 'set while frozen'), 'the members that answer agree on the set value')
   })
 
   t.test('a DELETE with an empty key is a bad request, not a crash', async (t) => {
     const member = cluster.members[0]!
-    const answer = await fetch(`${member.url}/_peercache/g/`, { method: 'DELETE' }).then((r) => r.status, (err: Error) => err.message)
+    const answer = await fetch(`${member.url}/_peercache/g/`, { method: 'DELETE' }).then(
+      (r) => r.status,
+      (err: Error) => err.message,
+    )
     t.equal(answer, 400, 'answered 400')
     t.equal((await member.get('g', 'after-bad-delete')).value.startsWith('{'), true, 'the member still serves gets')
   })

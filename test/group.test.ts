@@ -69,9 +69,21 @@ t.test('a loader error reaches every waiter as a LoadError and is not cached', a
 
 t.test('a flight always ends: sync throw, rejection, bad value', async (t) => {
   const endings: [string, GroupOptions['load'], (err: unknown) => boolean][] = [
-    ['sync throw', () => { throw new Error('sync') }, (e) => e instanceof LoadError],
+    [
+      'sync throw',
+      () => {
+        throw new Error('sync')
+      },
+      (e) => e instanceof LoadError,
+    ],
     ['rejection', () => Promise.reject(new Error('async')), (e) => e instanceof LoadError],
-    ['non-Error thrown', () => { throw 'a string' }, (e) => e instanceof LoadError && e.originMessage === 'a string'],
+    [
+      'non-Error thrown',
+      () => {
+        throw 'a string'
+      },
+      (e) => e instanceof LoadError && e.originMessage === 'a string',
+    ],
     ['bad value', () => 42 as never, (e) => e instanceof InvalidValueError],
   ]
   for (const [what, failing, isExpected] of endings) {
@@ -81,8 +93,13 @@ t.test('a flight always ends: sync throw, rejection, bad value', async (t) => {
       maxBytes: 1 << 20,
       load: (key, ctx) => (calls++, fail ? failing(key, ctx) : Buffer.from('ok')),
     })
-    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => g.get('k', i % 2 ? { signal: new AbortController().signal } : {})))
-    t.ok(results.every((r) => r.status === 'rejected' && isExpected(r.reason)), `${what}: every waiter released with the error`)
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) => g.get('k', i % 2 ? { signal: new AbortController().signal } : {})),
+    )
+    t.ok(
+      results.every((r) => r.status === 'rejected' && isExpected(r.reason)),
+      `${what}: every waiter released with the error`,
+    )
     t.equal(g.stats().inFlight, 0, `${what}: the flight is gone`)
     fail = false
     t.equal((await g.get('k')).toString(), 'ok', `${what}: the next get starts a new flight`)
@@ -142,7 +159,7 @@ t.test('abort: when every waiter has left, the loader’s ctx.signal aborts and 
 t.test('the byte bound holds after many values; a value larger than the cache is returned, not cached', async (t) => {
   const maxBytes = 64 * 1024
   const origin = new Origin()
-  origin.value = (key) => Buffer.alloc(100 + (Number(key.slice(1)) * 7919) % 4000, key)
+  origin.value = (key) => Buffer.alloc(100 + ((Number(key.slice(1)) * 7919) % 4000), key)
   const g = soloGroup(t, origin, { maxBytes })
   let over = 0
   for (let i = 0; i < 1000; i++) {
@@ -165,14 +182,33 @@ t.test('the byte bound holds after many values; a value larger than the cache is
 t.test('bad keys are rejected with InvalidKeyError, load nothing and count nothing', async (t) => {
   const origin = new Origin()
   const g = soloGroup(t, origin)
-  const bad: unknown[] = [undefined, null, 42, {}, ['k'], Symbol('k'), '', 'x'.repeat(4097), 'ü'.repeat(2049), '😀'.repeat(1025), '\ud800', 'a\udc00b', 'end\ud83d']
+  const bad: unknown[] = [
+    undefined,
+    null,
+    42,
+    {},
+    ['k'],
+    Symbol('k'),
+    '',
+    'x'.repeat(4097),
+    'ü'.repeat(2049),
+    '😀'.repeat(1025),
+    '\ud800',
+    'a\udc00b',
+    'end\ud83d',
+  ]
   for (const key of bad) {
-    await t.rejects(g.get(key as string), { name: 'InvalidKeyError', code: 'PEERCACHE_ERR_INVALID_KEY', group: 'g' }, `rejects ${typeof key === 'string' ? `${key.length}-unit string` : String(typeof key)}`)
+    await t.rejects(
+      g.get(key as string),
+      { name: 'InvalidKeyError', code: 'PEERCACHE_ERR_INVALID_KEY', group: 'g' },
+      `rejects ${typeof key === 'string' ? `${key.length}-unit string` : String(typeof key)}`,
+    )
   }
   t.equal(origin.count(), 0)
   t.equal(g.stats().gets, 0)
   t.equal(g.stats().main.items, 0)
-  for (const key of ['x'.repeat(4096), 'ü'.repeat(2048), '😀'.repeat(1024), 'k']) t.ok(await g.get(key), `accepts ${Buffer.byteLength(key)} bytes`)
+  for (const key of ['x'.repeat(4096), 'ü'.repeat(2048), '😀'.repeat(1024), 'k'])
+    t.ok(await g.get(key), `accepts ${Buffer.byteLength(key)} bytes`)
   const small = soloPeer(t).group('small', { maxBytes: 1 << 20, maxKeyBytes: 8, load: () => Buffer.from('v') })
   await t.rejects(small.get('ü'.repeat(5)), { name: 'InvalidKeyError' }, 'maxKeyBytes counts UTF-8 bytes (10 > 8)')
   t.ok(await small.get('ü'.repeat(4)))
@@ -182,7 +218,11 @@ t.test('group names: [A-Za-z0-9._-]{1,64}, unique per peer', async (t) => {
   const peer = soloPeer(t)
   const load = () => Buffer.from('v')
   for (const name of ['', 'has space', 'a/b', 'ü', 'x'.repeat(65), 'tab\t', 'semi;colon', 42, undefined]) {
-    t.throws(() => peer.group(name as string, { maxBytes: 1000, load }), { name: 'InvalidGroupError', code: 'PEERCACHE_ERR_INVALID_GROUP' }, `rejects ${JSON.stringify(name)}`)
+    t.throws(
+      () => peer.group(name as string, { maxBytes: 1000, load }),
+      { name: 'InvalidGroupError', code: 'PEERCACHE_ERR_INVALID_GROUP' },
+      `rejects ${JSON.stringify(name)}`,
+    )
   }
   for (const name of ['x'.repeat(64), 'a.b_c-D9', '.', '-']) t.ok(peer.group(name, { maxBytes: 1000, load }), `accepts ${name}`)
   t.throws(() => peer.group('a.b_c-D9', { maxBytes: 1000, load }), { name: 'InvalidGroupError', message: /exists/ }, 'a duplicate name')

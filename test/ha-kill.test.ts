@@ -55,5 +55,5 @@ t.test('the replica takes over: no origin load for keys it holds', async (t) => 
   }
   const after = (await cluster.loads(GROUP)).byKey
   const reloaded = victimKeys.filter((k) => (after.get(k) ?? 0) !== (before.get(k) ?? 0))
-  t.same(reloaded, [], 'no origin load anywhere for the dead owner\'s keys')
+  t.same(reloaded, [], "no origin load anywhere for the dead owner's keys")
 })

@@ -42,7 +42,10 @@ t.test('setPeers: a fourth member joins and leaves; only its share of the keys m
   const share = movedKeys(keyRange('share', 10_000)).length / 10_000
   t.ok(share > 0.15 && share < 0.35, `about 1/4 of the keys move: ${(100 * share).toFixed(1)} %`)
   const moved = movedKeys(keys)
-  t.ok(moved.every((k) => cluster.ownerOf(k, urls4) === joiner), 'every moved key moved to the new member')
+  t.ok(
+    moved.every((k) => cluster.ownerOf(k, urls4) === joiner),
+    'every moved key moved to the new member',
+  )
 
   const joining = await underLoad(first, background, () => Promise.all(first.map((m) => m.setPeers(urls4))))
   for (const r of joining) t.equal(r.failed, 0, 'no failed get while the member joins', { errors: r.errors })
@@ -57,8 +60,18 @@ t.test('setPeers: a fourth member joins and leaves; only its share of the keys m
   const fromReplica = movedAsked.filter((k) => holders(cluster, k, urls3).includes(newReplica(k)))
   const fromOrigin = movedAsked.filter((k) => !fromReplica.includes(k))
   t.ok(fromReplica.length > 0, `${fromReplica.length} moved keys could come from a replica, ${fromOrigin.length} from the origin`)
-  t.same(Object.fromEntries(reloadedOnJoin), Object.fromEntries(fromOrigin.map((k) => [k, 1])), 'exactly the moved keys no replica held were loaded again, once each')
-  t.same(Object.keys((await joiner.loads(GROUP)).byKey).filter((k) => k.startsWith('a')).sort(), [...fromOrigin].sort(), 'by the new member, their owner')
+  t.same(
+    Object.fromEntries(reloadedOnJoin),
+    Object.fromEntries(fromOrigin.map((k) => [k, 1])),
+    'exactly the moved keys no replica held were loaded again, once each',
+  )
+  t.same(
+    Object.keys((await joiner.loads(GROUP)).byKey)
+      .filter((k) => k.startsWith('a'))
+      .sort(),
+    [...fromOrigin].sort(),
+    'by the new member, their owner',
+  )
   // (the workers' background keys that moved count here too)
   const fills = (await joiner.stats<{ replicaFills: number }>(GROUP)).replicaFills
   t.ok(fills >= fromReplica.length, `the others were taken from the replica (${fills} replica fills)`)
@@ -80,7 +93,10 @@ t.test('setPeers: a fourth member joins and leaves; only its share of the keys m
 
 /** The members holding `key` in their main cache on the ring of `urls`: its owner and replica. */
 function holders(cluster: HaCluster, key: string, urls: string[]): HaMember[] {
-  return cluster.ring(urls).owners(key, 2).map((url) => cluster.members.find((m) => m.url === url)!)
+  return cluster
+    .ring(urls)
+    .owners(key, 2)
+    .map((url) => cluster.members.find((m) => m.url === url)!)
 }
 
 t.test('graceful close: the others route around the leaver at once, without a peer error', async (t) => {

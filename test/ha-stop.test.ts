@@ -20,7 +20,10 @@ t.test('SIGSTOP of the owner, then SIGCONT: no failed get, one wait at most per 
   )
   await sleep(500)
   victim.stop()
-  await until(async () => (await Promise.all(survivors.map((m) => m.stateOf(victim)))).every((s) => s !== 'up'), 'every survivor routes around the stopped member')
+  await until(
+    async () => (await Promise.all(survivors.map((m) => m.stateOf(victim)))).every((s) => s !== 'up'),
+    'every survivor routes around the stopped member',
+  )
   await sleep(1500) // gets go on meanwhile, none of them waiting on the stopped member
   victim.cont()
   const reports = await Promise.all(running)
@@ -28,9 +31,16 @@ t.test('SIGSTOP of the owner, then SIGCONT: no failed get, one wait at most per 
   for (const [i, r] of reports.entries()) t.equal(r.failed, 0, `${survivors[i]!.name}: no failed get`, { errors: r.errors })
   const slow = reports.flatMap((r) => r.slow)
   const workers = WORKERS_PER_MEMBER * survivors.length
-  t.ok(slow.length < workers * 2, `gets that waited on the stopped member: ${slow.length}, fewer than ${workers * 2} (${workers} workers)`, { slow })
+  t.ok(
+    slow.length < workers * 2,
+    `gets that waited on the stopped member: ${slow.length}, fewer than ${workers * 2} (${workers} workers)`,
+    { slow },
+  )
 
-  await until(async () => (await Promise.all(survivors.map((m) => m.stateOf(victim)))).every((s) => s === 'up'), 'the survivors see it up again')
+  await until(
+    async () => (await Promise.all(survivors.map((m) => m.stateOf(victim)))).every((s) => s === 'up'),
+    'the survivors see it up again',
+  )
   const back = (await survivors[0]!.transitions()).filter((c) => c.peer === victim.url).at(-1)
   t.match(back, { to: 'up', reason: /^(probe-ok|answered)$/ }, 'brought back by a probe')
 
@@ -38,7 +48,11 @@ t.test('SIGSTOP of the owner, then SIGCONT: no failed get, one wait at most per 
   const fresh = cluster.keysOf(victim, keyRange('fresh', 100))
   t.equal((await survivors[0]!.fill(GROUP, fresh)).failed, 0, 'its new keys answer')
   const loads = await victim.loads(GROUP)
-  t.same(fresh.filter((k) => loads.byKey[k] !== 1), [], 'and were loaded by it')
+  t.same(
+    fresh.filter((k) => loads.byKey[k] !== 1),
+    [],
+    'and were loaded by it',
+  )
 })
 
 // Batches in flight to a peer that goes down are aborted (client.abortPeer), and a batch whose answer
@@ -47,11 +61,18 @@ t.test('a get already answered (headers) by the owner when it hangs is released 
   // A slow origin, so that the owner has sent the batch's headers and is still loading when it is stopped.
   const LOAD_MS = 2000
   const FETCH_TIMEOUT_MS = 20_000
-  const cluster = await startHaCluster(t, { size: 3, groups: haGroups(2, LOAD_MS), peer: { peerTimeoutMs: 1000, fetchTimeoutMs: FETCH_TIMEOUT_MS } })
+  const cluster = await startHaCluster(t, {
+    size: 3,
+    groups: haGroups(2, LOAD_MS),
+    peer: { peerTimeoutMs: 1000, fetchTimeoutMs: FETCH_TIMEOUT_MS },
+  })
   const [owner, asker] = cluster.members as [(typeof cluster.members)[0], (typeof cluster.members)[0]]
   const [first, second] = cluster.keysOf(owner, keyRange('inflight', 100)) as [string, string]
 
-  const inFlight = asker.get(GROUP, first).then((v) => ({ ok: true as const, ms: v.ms }), (err: Error) => ({ ok: false as const, err }))
+  const inFlight = asker.get(GROUP, first).then(
+    (v) => ({ ok: true as const, ms: v.ms }),
+    (err: Error) => ({ ok: false as const, err }),
+  )
   // The owner answers a batch with headers before it looks anything up: once its load began, they were sent.
   await until(async () => (await owner.loads(GROUP)).byKey[first] === 1, 'the owner is loading the key')
   owner.stop()

@@ -36,13 +36,25 @@ function scriptedProbe(honorSignal = true) {
       calls.push({ peer, signal, answer: (ok) => (done(), resolve(ok)) })
       if (honorSignal) signal.addEventListener('abort', () => (done(), reject(signal.reason)), { once: true })
     })
-  return { probe, calls, get running() { return running }, get maxRunning() { return maxRunning } }
+  return {
+    probe,
+    calls,
+    get running() {
+      return running
+    },
+    get maxRunning() {
+      return maxRunning
+    },
+  }
 }
 
 /** A PeerHealth closed at the end of the test, whose changes are recorded as "from>to:reason". */
 function makeHealth(t: Test, options: PeerHealthOptions) {
   const changes: string[] = []
-  const health = new PeerHealth({ ...options, onChange: (peer, from, to, reason) => changes.push(`${peer === A ? 'A' : peer === B ? 'B' : peer} ${from}>${to}:${reason}`) })
+  const health = new PeerHealth({
+    ...options,
+    onChange: (peer, from, to, reason) => changes.push(`${peer === A ? 'A' : peer === B ? 'B' : peer} ${from}>${to}:${reason}`),
+  })
   t.teardown(() => health.close())
   return { health, changes }
 }
@@ -86,7 +98,11 @@ t.test('an answer clears the record: failures must be in a row', async (t) => {
   t.equal(health.isAvailable(A), true, 'a late answer brings a down peer back at once')
   t.same(changes, ['A up>suspect:failure', 'A suspect>up:answered', 'A up>suspect:failure', 'A suspect>down:failure', 'A down>up:answered'])
   health.success(B)
-  t.same(health.snapshot().map((s) => s.peer), [A], 'success() of a healthy peer records nothing')
+  t.same(
+    health.snapshot().map((s) => s.peer),
+    [A],
+    'success() of a healthy peer records nothing',
+  )
 })
 
 t.test('one failed request reported by each of its waiters counts once', async (t) => {
@@ -101,7 +117,10 @@ t.test('one failed request reported by each of its waiters counts once', async (
 })
 
 t.test('the confirmation probe decides a suspicion', async (t) => {
-  const answers = new Map([[A, false], [B, true]])
+  const answers = new Map([
+    [A, false],
+    [B, true],
+  ])
   const { health, changes } = makeHealth(t, { probe: async (peer) => answers.get(peer)!, cooldownMs: 5_000 })
   health.failure(A)
   health.failure(B)
@@ -152,7 +171,12 @@ t.test('while down, the cooldown between probes doubles up to the cap, with jitt
   // performance.now() (libuv's cached loop time), and a busy machine makes gaps longer.
   const elapsed = probedAt[6]! - probedAt[0]!
   const drawn = waits.slice(1).reduce((a, b) => a + b)
-  t.comment(`gaps ${probedAt.slice(1).map((at, i) => (at - probedAt[i]!).toFixed(1)).join(', ')} ms; drawn ${waits.slice(1).join(', ')} ms`)
+  t.comment(
+    `gaps ${probedAt
+      .slice(1)
+      .map((at, i) => (at - probedAt[i]!).toFixed(1))
+      .join(', ')} ms; drawn ${waits.slice(1).join(', ')} ms`,
+  )
   t.ok(elapsed >= drawn / 2, `the six gaps took ${elapsed.toFixed(0)} ms, at least half of the ${drawn} ms drawn`)
   t.equal(snap(health, A)!.nextProbeAt, undefined, 'markUp cancelled the next probe')
 })
@@ -244,7 +268,10 @@ t.test('forget() drops a peer: no more probes, its probe aborted, no event', asy
   await until(() => p.calls.some((c) => c.peer === A), 'A is probed')
   health.forget(A)
   health.forget(B)
-  t.ok(p.calls.every((c) => c.signal.aborted), 'both probes under way were aborted')
+  t.ok(
+    p.calls.every((c) => c.signal.aborted),
+    'both probes under way were aborted',
+  )
   t.same(health.snapshot(), [])
   t.equal(health.isAvailable(A), true)
   t.equal(health.isAvailable(B), true)
@@ -264,7 +291,10 @@ t.test('close() cancels every timer and probe, and later signals do nothing', as
   await health.close()
   t.ok(p.calls[0]!.signal.aborted, "B's probe was aborted")
   t.equal(p.running, 0)
-  t.ok(health.snapshot().every((s) => s.nextProbeAt === undefined && !s.probing), 'no probe due, none running')
+  t.ok(
+    health.snapshot().every((s) => s.nextProbeAt === undefined && !s.probing),
+    'no probe due, none running',
+  )
   health.failure(B)
   health.markDown(B)
   health.success(A)
@@ -275,7 +305,12 @@ t.test('close() cancels every timer and probe, and later signals do nothing', as
 
 t.test('an onChange that throws becomes a warning; detection goes on', async (t) => {
   const warned = new Promise<Error>((resolve) => process.once('warning', resolve))
-  const health = new PeerHealth({ probe: async () => false, onChange: () => { throw new Error('boom') } })
+  const health = new PeerHealth({
+    probe: async () => false,
+    onChange: () => {
+      throw new Error('boom')
+    },
+  })
   t.teardown(() => health.close())
   health.failure(A)
   t.match(await warned, { code: 'PEERCACHE_HEALTH_CALLBACK' })
@@ -284,7 +319,15 @@ t.test('an onChange that throws becomes a warning; detection goes on', async (t)
 
 t.test('bad options throw InvalidOptionError', async (t) => {
   const probe = async () => true
-  for (const bad of [{}, { probe, failuresToDown: 0 }, { probe, failuresToDown: 1.5 }, { probe, probeTimeoutMs: -1 }, { probe, cooldownMs: 0 }, { probe, cooldownMs: 100, maxCooldownMs: 50 }, { probe, random: 1 }]) {
+  for (const bad of [
+    {},
+    { probe, failuresToDown: 0 },
+    { probe, failuresToDown: 1.5 },
+    { probe, probeTimeoutMs: -1 },
+    { probe, cooldownMs: 0 },
+    { probe, cooldownMs: 100, maxCooldownMs: 50 },
+    { probe, random: 1 },
+  ]) {
     t.throws(() => new PeerHealth(bad as PeerHealthOptions), InvalidOptionError, JSON.stringify(bad))
   }
 })
@@ -331,12 +374,21 @@ t.test('HTTP: a stopped peer goes down, and comes back when it listens again on 
     if (req.url === HEALTH_PATH) healthRequests++
     res.end(req.url === HEALTH_PATH ? '{"ok":true}' : 'v')
   })
-  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  )
   const port = await listen(server)
   const peer = `http://127.0.0.1:${port}`
   const { health, changes, fetches } = httpSetup(t)
   t.equal(await fetchThrough(health, fetches, peer), true)
-  await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections() })
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve())
+    server.closeAllConnections()
+  })
   const failed = await Promise.all([fetchThrough(health, fetches, peer), fetchThrough(health, fetches, peer)])
   t.same(failed, [false, false], 'the stopped peer refuses connections')
   t.equal(health.state(peer), 'down', 'two failures in a row')
@@ -347,7 +399,10 @@ t.test('HTTP: a stopped peer goes down, and comes back when it listens again on 
   t.ok(healthRequests >= 1, 'through GET /_peercache/health')
   t.equal(await fetchThrough(health, fetches, peer), true)
   // Down by the second failure or by the confirmation probe, whichever came first.
-  t.match(changes.map((c) => c.slice(c.indexOf(' ') + 1)), ['up>suspect:failure', /^suspect>down:(failure|probe-failed)$/, 'down>up:probe-ok'])
+  t.match(
+    changes.map((c) => c.slice(c.indexOf(' ') + 1)),
+    ['up>suspect:failure', /^suspect>down:(failure|probe-failed)$/, 'down>up:probe-ok'],
+  )
   t.equal(changes.length, 3)
 })
 
@@ -357,7 +412,13 @@ t.test('HTTP: a hung peer (accepts, never answers) costs one fetch timeout and s
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
   })
-  t.teardown(() => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()) }))
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => resolve())
+      }),
+  )
   const peer = `http://127.0.0.1:${await listen(server)}`
   const { health, changes, fetches } = httpSetup(t)
   let sent = 0
@@ -372,5 +433,9 @@ t.test('HTTP: a hung peer (accepts, never answers) costs one fetch timeout and s
   await until(() => snap(health, peer)!.failedProbes >= 3, 'three probes timed out')
   t.equal(health.state(peer), 'down')
   t.match(snap(health, peer)!.lastError, /timeout/i)
-  t.same(changes.map((c) => c.slice(c.indexOf(' ') + 1)), ['up>suspect:failure', 'suspect>down:probe-failed'], 'never back up')
+  t.same(
+    changes.map((c) => c.slice(c.indexOf(' ') + 1)),
+    ['up>suspect:failure', 'suspect>down:probe-failed'],
+    'never back up',
+  )
 })

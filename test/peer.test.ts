@@ -54,8 +54,15 @@ for (const replicas of [1, 2]) {
     t.equal(origin.count(), 1, 'one origin load')
     t.equal(origin.calls[0]!.by, `p${owner}`)
     const others = groups.filter((_, i) => i !== owner)
-    t.same(others.map((g) => g.stats().peerLoads), [1, 1], 'each other peer fetched once for all its gets')
-    t.same(others.map((g) => g.stats().loads), [0, 0])
+    t.same(
+      others.map((g) => g.stats().peerLoads),
+      [1, 1],
+      'each other peer fetched once for all its gets',
+    )
+    t.same(
+      others.map((g) => g.stats().loads),
+      [0, 0],
+    )
   })
 }
 
@@ -93,7 +100,10 @@ t.test('the byte bound holds on every peer with replicas and hot copies filling 
   }
   t.equal(over, 0, 'main.bytes + hot.bytes <= maxBytes on every peer after every wave')
   const stats = groups.map((g) => g.stats())
-  t.ok(stats.every((s) => s.main.evictions > 0), 'every main cache had to evict')
+  t.ok(
+    stats.every((s) => s.main.evictions > 0),
+    'every main cache had to evict',
+  )
   t.ok(stats.some((s) => s.hot.items > 0) && stats.some((s) => s.replicaWrites > 0), 'hot copies and replica copies were made')
 })
 
@@ -120,8 +130,16 @@ t.test("the owner's loader error reaches every waiter on every peer as a LoadErr
     if (i % 3 !== 1) t.equal(r.reason.peer, tp.urls[1], 'a remote error names the owner')
   }
   t.equal(origin.count(), 1, 'no second origin load anywhere')
-  t.same(groups.map((g) => g.stats().main.items + g.stats().hot.items), [0, 0, 0], 'nothing cached')
-  t.same(groups.map((g) => g.stats().localLoads), [0, 0, 0], 'an origin error is no reason to load locally')
+  t.same(
+    groups.map((g) => g.stats().main.items + g.stats().hot.items),
+    [0, 0, 0],
+    'nothing cached',
+  )
+  t.same(
+    groups.map((g) => g.stats().localLoads),
+    [0, 0, 0],
+    'an origin error is no reason to load locally',
+  )
   origin.value = (k) => Buffer.from(`ok ${k}`)
   t.equal((await groups[0]!.get(key)).toString(), `ok ${key}`, 'the next get loads again')
   t.equal(origin.count(), 2)
@@ -137,7 +155,10 @@ t.test("the owner's loader returning a non-byte value: InvalidValueError at the 
   t.type(err, InvalidValueError)
   t.type(err, TypeError)
   t.match(err, { group: 'typed', key, message: /typed.*cannot be stored/ })
-  t.same(groups.map((g) => g.stats().main.items + g.stats().hot.items), [0, 0])
+  t.same(
+    groups.map((g) => g.stats().main.items + g.stats().hot.items),
+    [0, 0],
+  )
   t.equal(groups[asker]!.stats().inFlight, 0)
 })
 
@@ -174,7 +195,11 @@ t.test('codecs round-trip through a remote fetch: string, json, custom', async (
   const { key, asker } = remoteKey(tp, 0, 'codec-')
   const strings = tp.group<string>('s', () => ({ maxBytes: 1 << 20, codec: 'string', load: (k) => `ü text for ${k} 😀` }))
   t.equal(await strings[asker]!.get(key), `ü text for ${key} 😀`)
-  const json = tp.group<unknown>('j', () => ({ maxBytes: 1 << 20, codec: 'json', load: (k) => ({ k, list: [1, 'two', null], nested: { ok: true } }) }))
+  const json = tp.group<unknown>('j', () => ({
+    maxBytes: 1 << 20,
+    codec: 'json',
+    load: (k) => ({ k, list: [1, 'two', null], nested: { ok: true } }),
+  }))
   t.same(await json[asker]!.get(key), { k: key, list: [1, 'two', null], nested: { ok: true } })
   // A custom codec: the owner encodes, the asker decodes the bytes that crossed the wire.
   const point: Codec<{ x: number; y: number }> = {
@@ -184,9 +209,17 @@ t.test('codecs round-trip through a remote fetch: string, json, custom', async (
       return { x: f[0]!, y: f[1]! }
     },
   }
-  const points = tp.group<{ x: number; y: number }>('p', () => ({ maxBytes: 1 << 20, codec: point, load: (k) => ({ x: k.length, y: -0.5 }) }))
+  const points = tp.group<{ x: number; y: number }>('p', () => ({
+    maxBytes: 1 << 20,
+    codec: point,
+    load: (k) => ({ x: k.length, y: -0.5 }),
+  }))
   t.same(await points[asker]!.get(key), { x: key.length, y: -0.5 })
-  t.equal(strings[asker]!.stats().peerLoads + json[asker]!.stats().peerLoads + points[asker]!.stats().peerLoads, 3, 'all three came from the owner')
+  t.equal(
+    strings[asker]!.stats().peerLoads + json[asker]!.stats().peerLoads + points[asker]!.stats().peerLoads,
+    3,
+    'all three came from the owner',
+  )
 })
 
 t.test('bad Peer options throw InvalidOptionError synchronously', async (t) => {
@@ -214,7 +247,8 @@ t.test('bad Peer options throw InvalidOptionError synchronously', async (t) => {
     ['keepAliveTimeoutMs Infinity', { self, keepAliveTimeoutMs: Number.POSITIVE_INFINITY }],
   ]
   for (const [what, options] of bad) t.throws(() => new Peer(options as never), { name: 'InvalidOptionError' }, what)
-  for (const vnodes of [0, -1, 1.5, 10_001, 'many']) t.throws(() => new Peer({ self, vnodes: vnodes as number }), { name: 'InvalidOptionError' }, `vnodes ${vnodes}`)
+  for (const vnodes of [0, -1, 1.5, 10_001, 'many'])
+    t.throws(() => new Peer({ self, vnodes: vnodes as number }), { name: 'InvalidOptionError' }, `vnodes ${vnodes}`)
   const ok = new Peer({ self: 'HTTP://127.0.0.1:7001/', peers: ['http://127.0.0.1:7002'] })
   t.equal(ok.self, 'http://127.0.0.1:7001', 'self is reduced to its origin')
   t.same(ok.peers, ['http://127.0.0.1:7001', 'http://127.0.0.1:7002'], 'self joins the list, sorted')

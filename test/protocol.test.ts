@@ -51,13 +51,18 @@ t.test('a key path reaches a real server unchanged through undici', async (t) =>
 
 t.test('batch frames carry any UTF-8 key and group, and values split across any chunks', async (t) => {
   const items = TRICKY_KEYS.map((key, i) => ({ group: i % 2 ? 'g' : 'other.group-1', key }))
-  t.same(decodeBatch(encodeBatch(items)), items.map((it) => ({ ...it, peek: false })))
+  t.same(
+    decodeBatch(encodeBatch(items)),
+    items.map((it) => ({ ...it, peek: false })),
+  )
   const peeks = items.map((it, i) => ({ ...it, peek: i % 3 === 0 }))
   t.same(decodeBatch(encodeBatch(peeks)), peeks, 'the peek flag survives the round trip')
   const body = encodeBatch(items)
   t.throws(() => decodeBatch(body.subarray(0, body.length - 1)), RangeError, 'a truncated batch')
 
-  const frames = TRICKY_KEYS.map((key, i) => Buffer.concat(encodeFrame(i, i % 3 ? 'ok' : 'load', Buffer.from(`value of ${key}`), 1000 + i, 42 + i)))
+  const frames = TRICKY_KEYS.map((key, i) =>
+    Buffer.concat(encodeFrame(i, i % 3 ? 'ok' : 'load', Buffer.from(`value of ${key}`), 1000 + i, 42 + i)),
+  )
   const stream = Buffer.concat(frames)
   for (const chunkSize of [1, 7, 25, stream.length]) {
     const parser = new FrameParser()

@@ -33,7 +33,7 @@ t.test('fills made on behalf of other peers are copied too, one copy per key', a
   t.equal(c.origin.count(), keys.length, 'one origin load per key')
 })
 
-t.test('replicas: 1 keeps only the owner\'s copy (groupcache\'s behaviour)', async (t) => {
+t.test("replicas: 1 keeps only the owner's copy (groupcache's behaviour)", async (t) => {
   const c = await startGroupCluster(t, 3, { replicas: 1 })
   const keys = Array.from({ length: 10 }, (_, i) => `solo${i}`)
   for (const key of keys) await c.groups[c.roles(key).owner]!.get(key)
@@ -43,7 +43,7 @@ t.test('replicas: 1 keeps only the owner\'s copy (groupcache\'s behaviour)', asy
   t.equal(c.origin.count(), keys.length)
 })
 
-t.test('with the owner closed, a third peer\'s gets of its keys are answered by the replica, no new origin load', async (t) => {
+t.test("with the owner closed, a third peer's gets of its keys are answered by the replica, no new origin load", async (t) => {
   const c = await startGroupCluster(t, 3)
   const keys = Array.from({ length: 8 }, (_, i) => c.keyOf(0, 1, `owned${i}-`))
   for (const key of keys) await c.groups[0]!.get(key)

@@ -48,7 +48,10 @@ t.test('every key has exactly one owner, the same for every order of the peer li
   const list = peers(4)
   const reference = new Ring(list)
   const owners = keys10k.map((k) => reference.owner(k))
-  t.ok(owners.every((o) => o !== undefined && list.includes(o)), 'every key is owned by a member')
+  t.ok(
+    owners.every((o) => o !== undefined && list.includes(o)),
+    'every key is owned by a member',
+  )
   for (const order of permutations(list)) {
     const ring = new Ring(order)
     const same = keys10k.every((k, i) => ring.owner(k) === owners[i])
@@ -56,7 +59,10 @@ t.test('every key has exactly one owner, the same for every order of the peer li
   }
   t.same(new Ring([...list, list[0]!, list[2]!]).peers, [...list].sort(), 'duplicates count once')
   const withDuplicates = new Ring([...list, list[1]!])
-  t.ok(keys10k.every((k, i) => withDuplicates.owner(k) === owners[i]), 'duplicates change no owner')
+  t.ok(
+    keys10k.every((k, i) => withDuplicates.owner(k) === owners[i]),
+    'duplicates change no owner',
+  )
 })
 
 t.test('keys spread over the peers (each within 2x of a fair share)', async (t) => {
@@ -65,7 +71,8 @@ t.test('keys spread over the peers (each within 2x of a fair share)', async (t) 
   const counts = new Map<string, number>()
   for (const k of keys100k) counts.set(ring.owner(k)!, (counts.get(ring.owner(k)!) ?? 0) + 1)
   const fair = keys100k.length / list.length
-  for (const p of list) t.ok((counts.get(p) ?? 0) > fair / 2 && (counts.get(p) ?? 0) < fair * 2, `${p} owns ${counts.get(p)} of ${keys100k.length}`)
+  for (const p of list)
+    t.ok((counts.get(p) ?? 0) > fair / 2 && (counts.get(p) ?? 0) < fair * 2, `${p} owns ${counts.get(p)} of ${keys100k.length}`)
 })
 
 t.test('adding a 4th peer moves about 1/4 of the keys, all of them to the new peer', async (t) => {
@@ -96,7 +103,11 @@ t.test('owners(): distinct peers in ring order, owner first; skip leaves peers o
     t.equal(new Set(all).size, 5)
     t.equal(all[0], ring.owner(key))
     t.same(ring.owners(key, 2), all.slice(0, 2))
-    t.same(ring.owners(key, 3, (p) => p === all[0]), all.slice(1, 4), 'skipping the owner gives its successors')
+    t.same(
+      ring.owners(key, 3, (p) => p === all[0]),
+      all.slice(1, 4),
+      'skipping the owner gives its successors',
+    )
   }
   t.same(ring.owners('x', 0), [])
 })
@@ -142,7 +153,9 @@ t.test('colliding points are resolved the same way whatever the peer order', asy
   const vnodes = Math.max(c.va, c.vb) + 1
   const list = [c.a, c.b, 'http://127.0.0.1:1', 'http://127.0.0.1:2']
   // The arc that ends at the collided point: keys hashing into it are owned by whichever point wins.
-  const points = [...new Set(list.flatMap((p) => Array.from({ length: vnodes }, (_, v) => hashKey(pointLabel(p, v)))))].sort((x, y) => x - y)
+  const points = [...new Set(list.flatMap((p) => Array.from({ length: vnodes }, (_, v) => hashKey(pointLabel(p, v)))))].sort(
+    (x, y) => x - y,
+  )
   const at = points.indexOf(c.hash)
   const prev = points[(at - 1 + points.length) % points.length]!
   const inArc = (h: number) => (prev < c.hash ? h > prev && h <= c.hash : h > prev || h <= c.hash)
@@ -159,8 +172,17 @@ t.test('colliding points are resolved the same way whatever the peer order', asy
   }
   for (let seed = 1; seed <= 12; seed++) {
     const ring = new Ring(shuffled(list, seed), vnodes)
-    t.ok(contested.every((k) => ring.owner(k) === reference.owner(k)), `order ${seed}: same owner for contested keys`)
-    t.ok(contested.every((k) => ring.owners(k, 4).join() === reference.owners(k, 4).join()), `order ${seed}: same replica order`)
-    t.ok(keys10k.every((k) => ring.owner(k) === reference.owner(k)), `order ${seed}: same owner for 10k other keys`)
+    t.ok(
+      contested.every((k) => ring.owner(k) === reference.owner(k)),
+      `order ${seed}: same owner for contested keys`,
+    )
+    t.ok(
+      contested.every((k) => ring.owners(k, 4).join() === reference.owners(k, 4).join()),
+      `order ${seed}: same replica order`,
+    )
+    t.ok(
+      keys10k.every((k) => ring.owner(k) === reference.owner(k)),
+      `order ${seed}: same owner for 10k other keys`,
+    )
   }
 })

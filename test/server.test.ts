@@ -30,7 +30,12 @@ async function appServer(t: TapTest, listener: http.RequestListener): Promise<st
 async function raw(origin: string, path: string, options: { method?: string; headers?: Record<string, string> } = {}) {
   const res = await request(`${origin}${path}`, { method: (options.method ?? 'GET') as 'GET', headers: options.headers })
   const body = Buffer.from(await res.body.arrayBuffer())
-  return { status: res.statusCode, headers: res.headers, body, json: () => JSON.parse(body.toString()) as { error?: string; message?: string; ok?: boolean; protocol?: number } }
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    body,
+    json: () => JSON.parse(body.toString()) as { error?: string; message?: string; ok?: boolean; protocol?: number },
+  }
 }
 
 t.test('peer.handler mounted in http.createServer serves peers; other paths go to next()', async (t) => {
@@ -54,7 +59,14 @@ t.test('peer.handler mounted in http.createServer serves peers; other paths go t
   const keyOfOther = findKey((k) => ring.owner(k) === otherUrl)
   t.equal((await go!.get(keyOfApp)).toString(), `value of ${keyOfApp}`)
   t.equal((await gm!.get(keyOfOther)).toString(), `value of ${keyOfOther}`)
-  t.same(origin.calls.map((c) => [c.by, c.key]), [['p0', keyOfApp], ['p1', keyOfOther]], 'each key loaded by its owner, one through the mounted handler')
+  t.same(
+    origin.calls.map((c) => [c.by, c.key]),
+    [
+      ['p0', keyOfApp],
+      ['p1', keyOfOther],
+    ],
+    'each key loaded by its owner, one through the mounted handler',
+  )
   t.equal(gm!.stats().serverRequests, 1)
 
   for (const path of ['/', '/users/42', '/_peercache', '/_peercachex/g/k']) {
@@ -127,7 +139,11 @@ t.test('a closing peer answers 503 closing', async (t) => {
 })
 
 /** Peers on loopback built by `make(urls)`, listening; closed at teardown. */
-async function peersWith(t: TapTest, n: number, make: (self: string, urls: string[], i: number) => Peer): Promise<{ peers: Peer[]; urls: string[] }> {
+async function peersWith(
+  t: TapTest,
+  n: number,
+  make: (self: string, urls: string[], i: number) => Peer,
+): Promise<{ peers: Peer[]; urls: string[] }> {
   const ports = await Promise.all(Array.from({ length: n }, () => freePort()))
   const urls = ports.map((p) => `http://127.0.0.1:${p}`)
   const peers = urls.map((self, i) => make(self, urls, i))
@@ -164,7 +180,11 @@ t.test('a peer request is never forwarded along a chain either', async (t) => {
   const origin = new Origin()
   const [ga, gb] = peers.map((p, i) => p.group('g', { maxBytes: 1 << 20, replicas: 1, load: origin.loaderFor(`p${i}`) as Load }))
   t.equal(String(await settledWithin(ga!.get(key), 10_000)), `value of ${key}`)
-  t.same(origin.calls.map((c) => c.by), ['p1'], 'B loaded it')
+  t.same(
+    origin.calls.map((c) => c.by),
+    ['p1'],
+    'B loaded it',
+  )
   t.equal(gb!.stats().peerErrors, 0, 'B never tried C')
   t.equal(ga!.stats().peerLoads, 1)
 })
@@ -185,6 +205,10 @@ t.test('a batch mixing small and large values (and a load) brings every value ba
   await Promise.all(keys.slice(0, 12).map((k) => groups[1]!.get(k))) // half cached at the owner, half loaded in the batch
   const got = await Promise.all(keys.map((k) => groups[0]!.get(k)))
   const sha = (b: Uint8Array) => createHash('sha1').update(b).digest('hex')
-  t.same(got.map(sha), keys.map((k) => sha(valueOf(k))), 'every value arrives whole, whatever its size')
+  t.same(
+    got.map(sha),
+    keys.map((k) => sha(valueOf(k))),
+    'every value arrives whole, whatever its size',
+  )
   t.equal(groups[0]!.stats().peerLoads, keys.length, 'all of them fetched from the owner')
 })

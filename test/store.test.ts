@@ -14,7 +14,10 @@ t.test('versions grow strictly, even many within one millisecond, and follow the
   const store = newStore()
   const before = Date.now() * 1000
   const versions = Array.from({ length: 10_000 }, () => store.nextVersion())
-  t.ok(versions.every((v, i) => i === 0 || v > versions[i - 1]!), 'each version is larger than the one before')
+  t.ok(
+    versions.every((v, i) => i === 0 || v > versions[i - 1]!),
+    'each version is larger than the one before',
+  )
   t.ok(versions[0]! >= before, 'a version is at least the wall clock in µs, so a restarted owner does not reuse old versions')
   t.ok(Number.isSafeInteger(versions.at(-1)!), 'versions stay exact as JS numbers (they cross the wire as decimal text)')
 })
@@ -100,7 +103,7 @@ t.test('remove(key) drops a copy versioned by an owner whose clock runs ahead, a
   t.equal(store.put('k', entry('the same copy, late', ownerVersion), 'hot'), false, 'and refuses it when it arrives again')
 })
 
-t.test('a remove carrying the owner\'s tombstone refuses a copy in transit from an owner whose clock runs ahead', async (t) => {
+t.test("a remove carrying the owner's tombstone refuses a copy in transit from an owner whose clock runs ahead", async (t) => {
   const owner = newStore()
   const replica = newStore()
   // The owner made the value (and sent its replica copy) just before the remove reached it; the
@@ -109,7 +112,7 @@ t.test('a remove carrying the owner\'s tombstone refuses a copy in transit from 
   const inTransit = aheadVersion()
   owner.put('k', entry('removed value', inTransit), 'main')
   const line = owner.remove('k')
-  t.ok(line >= inTransit, 'the owner\'s tombstone covers what it held')
+  t.ok(line >= inTransit, "the owner's tombstone covers what it held")
   replica.remove('k', line + 1)
   t.equal(replica.put('k', entry('removed value, arriving late', inTransit), 'main'), false, 'the late copy is refused')
   t.equal(owner.put('k', entry('a later write at the owner', owner.nextVersion()), 'main'), true, 'a new write at the owner still wins')

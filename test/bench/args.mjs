@@ -13,7 +13,15 @@ export const USAGE = `npm run bench -- [--quick] [--json] [--only name[,name]] [
 
 /** Parses argv into options; throws with the usage text on anything unknown. */
 export function parseArgs(argv) {
-  const options = { quick: false, json: false, install: false, cpuProf: false, connections: undefined, pipelining: undefined, only: [...SCENARIOS] }
+  const options = {
+    quick: false,
+    json: false,
+    install: false,
+    cpuProf: false,
+    connections: undefined,
+    pipelining: undefined,
+    only: [...SCENARIOS],
+  }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     if (arg === '--quick') options.quick = true
@@ -32,7 +40,9 @@ export function parseArgs(argv) {
 export class UsageError extends Error {}
 
 function scenarioList(text) {
-  const names = String(text ?? '').split(',').filter(Boolean)
+  const names = String(text ?? '')
+    .split(',')
+    .filter(Boolean)
   if (names.length === 0) throw new UsageError('--only needs a scenario name')
   return names.map((name) => {
     const found = SCENARIOS.find((s) => s.toLowerCase() === name.toLowerCase().replace(/-/g, ''))

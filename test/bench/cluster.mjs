@@ -12,7 +12,9 @@ export async function startCluster(names, groupsFor, peerOptionsFor = () => ({})
   try {
     for (const name of names) procs.push(await startRole('peer', { name }))
     const urls = await Promise.all(procs.map((p) => p.call('listen')))
-    await Promise.all(procs.map((p, i) => p.call('init', [{ self: urls[i], peers: urls, groups: groupsFor(i), peerOptions: peerOptionsFor(i) }])))
+    await Promise.all(
+      procs.map((p, i) => p.call('init', [{ self: urls[i], peers: urls, groups: groupsFor(i), peerOptions: peerOptionsFor(i) }])),
+    )
     return { procs, urls }
   } catch (err) {
     await stopAll(procs)

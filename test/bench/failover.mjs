@@ -92,7 +92,9 @@ class Member {
     child.once('exit', () => children.delete(child))
     const port = await new Promise((resolve, reject) => {
       child.once('exit', (code) => reject(new Error(`${name} exited (${code}) while starting`)))
-      child.once('message', (msg) => (msg?.type === 'reserved' ? resolve(msg.port) : reject(new Error(`${name} sent ${JSON.stringify(msg)}`))))
+      child.once('message', (msg) =>
+        msg?.type === 'reserved' ? resolve(msg.port) : reject(new Error(`${name} sent ${JSON.stringify(msg)}`)),
+      )
     })
     return new Member(child, name, port)
   }
@@ -126,7 +128,11 @@ async function run({ signal, replicas }) {
     const lostKeys = new Set(keys.filter((k) => ring.owner(k) === victim.url))
 
     // Every key filled (each member fills a fifth of them), and the owners' copies to replicas landed.
-    const fills = await Promise.all(members.map((m, i) => m.request('fill', { group: GROUP, keys: keys.filter((_, k) => k % MEMBERS === i), concurrency: FILL_CONCURRENCY })))
+    const fills = await Promise.all(
+      members.map((m, i) =>
+        m.request('fill', { group: GROUP, keys: keys.filter((_, k) => k % MEMBERS === i), concurrency: FILL_CONCURRENCY }),
+      ),
+    )
     if (fills.some((f) => f.failed > 0)) throw new Error(`the fill failed: ${JSON.stringify(fills.flatMap((f) => f.errors))}`)
     const replicaCopies = replicas > 1 ? await settled(() => sum(members, 'replicaWrites'), KEYS) : 0
 
@@ -145,7 +151,11 @@ async function run({ signal, replicas }) {
     const peerErrors = (await sum(survivors, 'peerErrors')) - errorsBefore
     const reports = await Promise.all(survivors.map((m) => workers.get(m)))
     // When each survivor stopped routing to the victim: its first change away from 'up'.
-    const noticed = await Promise.all(survivors.map(async (m) => (await m.request('transitions')).find((c) => c.peer === victim.url && c.to !== 'up' && c.at >= eventAt)?.at))
+    const noticed = await Promise.all(
+      survivors.map(
+        async (m) => (await m.request('transitions')).find((c) => c.peer === victim.url && c.to !== 'up' && c.at >= eventAt)?.at,
+      ),
+    )
     if (signal === 'SIGSTOP') victim.child.kill('SIGCONT')
     return measure({ signal, replicas, replicaCopies, reports, lostKeys, eventAt, loadsBefore, loadsAfter, peerErrors, noticed })
   } finally {
@@ -230,11 +240,21 @@ function goals(results) {
   const failed = results.reduce((n, r) => n + r.failedGets, 0)
   out.push(['failed gets, every run', '0', String(failed), verdict(failed === 0)])
   for (const r of results.filter((r) => r.replicas >= 2)) {
-    out.push([`${r.failure}, replicas=${r.replicas}: lost owner's keys loaded again in ${WINDOW_MS / 1000} s`, '< 5 %', `${r.keysReloadedPct.toFixed(1)} %`, verdict(r.keysReloadedPct < 5)])
+    out.push([
+      `${r.failure}, replicas=${r.replicas}: lost owner's keys loaded again in ${WINDOW_MS / 1000} s`,
+      '< 5 %',
+      `${r.keysReloadedPct.toFixed(1)} %`,
+      verdict(r.keysReloadedPct < 5),
+    ])
   }
   for (const r of results) {
     const multiple = (r.lastWaitEndMs / PEER_TIMEOUT_MS).toFixed(2)
-    out.push([`${r.failure}, replicas=${r.replicas}: gets stop waiting on it after`, `<= 1 fetch timeout (${FETCH_TIMEOUT_MS} ms)`, `${Math.round(r.lastWaitEndMs)} ms (${multiple} x peerTimeoutMs)`, verdict(r.lastWaitEndMs <= FETCH_TIMEOUT_MS)])
+    out.push([
+      `${r.failure}, replicas=${r.replicas}: gets stop waiting on it after`,
+      `<= 1 fetch timeout (${FETCH_TIMEOUT_MS} ms)`,
+      `${Math.round(r.lastWaitEndMs)} ms (${multiple} x peerTimeoutMs)`,
+      verdict(r.lastWaitEndMs <= FETCH_TIMEOUT_MS),
+    ])
   }
   return out
 }
@@ -245,13 +265,45 @@ for (const scenario of SCENARIOS) results.push(await run(scenario))
 const scenarioCells = (r) => [r.failure, r.replicas]
 const loadTable = formatTable(
   `Losing one of ${MEMBERS} members under load: failed gets and origin load (survivors, the ${WINDOW_MS / 1000} s after the signal)`,
-  ['failure', 'replicas', 'replica copies', 'survivor gets', 'failed gets', "lost owner's keys", 'of them loaded again', 'origin loads of them', 'peer errors'],
-  results.map((r) => [...scenarioCells(r), r.replicaCopies, r.gets, r.failedGets, r.lostKeys, `${r.keysReloaded} (${r.keysReloadedPct.toFixed(1)} %)`, r.originLoads, r.peerErrors]),
+  [
+    'failure',
+    'replicas',
+    'replica copies',
+    'survivor gets',
+    'failed gets',
+    "lost owner's keys",
+    'of them loaded again',
+    'origin loads of them',
+    'peer errors',
+  ],
+  results.map((r) => [
+    ...scenarioCells(r),
+    r.replicaCopies,
+    r.gets,
+    r.failedGets,
+    r.lostKeys,
+    `${r.keysReloaded} (${r.keysReloadedPct.toFixed(1)} %)`,
+    r.originLoads,
+    r.peerErrors,
+  ]),
 )
 const waitTable = formatTable(
   'Waiting on the lost member (ms after the signal; a slow get of another key is ordinary noise on this machine)',
-  ['failure', 'replicas', 'all survivors route around it after', `its keys' gets >= ${SLOW_MS} ms (slowest)`, `>= ${WAITED_MS} ms: count, last one ended`, `other keys' gets >= ${SLOW_MS} ms (slowest)`],
-  results.map((r) => [...scenarioCells(r), r.routedAroundMs, `${r.lostSlowGets} (${r.lostSlowestMs})`, `${r.waitedGets}, ${r.lastWaitEndMs}`, `${r.otherSlowGets} (${r.otherSlowestMs})`]),
+  [
+    'failure',
+    'replicas',
+    'all survivors route around it after',
+    `its keys' gets >= ${SLOW_MS} ms (slowest)`,
+    `>= ${WAITED_MS} ms: count, last one ended`,
+    `other keys' gets >= ${SLOW_MS} ms (slowest)`,
+  ],
+  results.map((r) => [
+    ...scenarioCells(r),
+    r.routedAroundMs,
+    `${r.lostSlowGets} (${r.lostSlowestMs})`,
+    `${r.waitedGets}, ${r.lastWaitEndMs}`,
+    `${r.otherSlowGets} (${r.otherSlowestMs})`,
+  ]),
 )
 const setup = `${MEMBERS} processes on 127.0.0.1, ${WORKERS} workers each (a ${PAUSE_MS} ms pause between gets), random keys out of ${KEYS} filled beforehand, hot cache off, origin ${LOAD_DELAY_MS} ms; peerTimeoutMs ${PEER_TIMEOUT_MS}, fetchTimeoutMs ${FETCH_TIMEOUT_MS}`
 console.log(`# peercache failover (issue 5)\n\n${setup}\n`)
@@ -259,4 +311,21 @@ console.log(loadTable)
 console.log(waitTable)
 console.log(formatTable('Goals (issue 5)', ['goal', 'target', 'measured', 'verdict'], goals(results)))
 console.log(`ran in ${Math.round((Date.now() - started) / 1000)} s\n`)
-console.log(JSON.stringify({ setup: { members: MEMBERS, workers: WORKERS, pauseMs: PAUSE_MS, keys: KEYS, loadDelayMs: LOAD_DELAY_MS, windowMs: WINDOW_MS, slowMs: SLOW_MS, waitedMs: WAITED_MS, peerTimeoutMs: PEER_TIMEOUT_MS, fetchTimeoutMs: FETCH_TIMEOUT_MS, hotCacheRatio: 0 }, results }))
+console.log(
+  JSON.stringify({
+    setup: {
+      members: MEMBERS,
+      workers: WORKERS,
+      pauseMs: PAUSE_MS,
+      keys: KEYS,
+      loadDelayMs: LOAD_DELAY_MS,
+      windowMs: WINDOW_MS,
+      slowMs: SLOW_MS,
+      waitedMs: WAITED_MS,
+      peerTimeoutMs: PEER_TIMEOUT_MS,
+      fetchTimeoutMs: FETCH_TIMEOUT_MS,
+      hotCacheRatio: 0,
+    },
+    results,
+  }),
+)

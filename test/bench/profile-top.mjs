@@ -43,7 +43,13 @@ export function summarizeProfile(file, top = 15) {
 /** A package name, a node: module, a project file, or the VM's own entries ((garbage collector), (program)). */
 function placeOf(url, functionName) {
   if (!url) return functionName.startsWith('(') ? functionName : 'native'
-  if (url.startsWith('node:')) return url.replace(/^node:(internal\/)?(deps\/)?/, 'node:').split('/').slice(0, 2).join('/').replace(/\.js$/, '')
+  if (url.startsWith('node:'))
+    return url
+      .replace(/^node:(internal\/)?(deps\/)?/, 'node:')
+      .split('/')
+      .slice(0, 2)
+      .join('/')
+      .replace(/\.js$/, '')
   const pkg = url.match(/node_modules\/((?:@[^/]+\/)?[^/]+)/)
   if (pkg) return pkg[1]
   const own = url.match(/\/(dist|test\/bench)\/(.+)$/)
@@ -63,6 +69,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     console.log('1..0 # benchmarks run with `npm run bench`, not as tests')
   } else {
     const top = Number(process.argv.at(-1)) || 15
-    for (const file of process.argv.slice(2).filter((a) => a.endsWith('.cpuprofile'))) console.log(formatProfile(summarizeProfile(file, top)))
+    for (const file of process.argv.slice(2).filter((a) => a.endsWith('.cpuprofile')))
+      console.log(formatProfile(summarizeProfile(file, top)))
   }
 }

@@ -24,13 +24,17 @@ export function ensureRedis({ install }) {
     version = redisVersion()
   }
   if (version !== undefined) return { version }
-  return { missing: `redis-server is not installed: the ioredis rows are skipped. Install it with \`${INSTALL_COMMAND}\` (or run \`npm run bench -- --install\`).` }
+  return {
+    missing: `redis-server is not installed: the ioredis rows are skipped. Install it with \`${INSTALL_COMMAND}\` (or run \`npm run bench -- --install\`).`,
+  }
 }
 
 /** Starts redis-server on a free port of 127.0.0.1; resolves with { port, stop }. */
 export async function startRedis() {
   const port = await freePort()
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   track(child)
   let output = ''
   await new Promise((resolve, reject) => {

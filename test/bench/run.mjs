@@ -60,9 +60,17 @@ machine.seconds = Math.round((Date.now() - started) / 1000)
 const goals = checkGoals(results)
 if (goals.length > 0) {
   const verdict = (met) => (met === undefined ? 'not measured' : met ? 'met' : 'NOT met')
-  console.log(formatTable('Goals (issue 6)', ['goal', 'target', 'measured', 'verdict'], goals.map((g) => [g.goal, g.target, g.measured, verdict(g.met)])))
+  console.log(
+    formatTable(
+      'Goals (issue 6)',
+      ['goal', 'target', 'measured', 'verdict'],
+      goals.map((g) => [g.goal, g.target, g.measured, verdict(g.met)]),
+    ),
+  )
 }
-console.log(`ran in ${machine.seconds} s; load average ${machine.loadAverage.join(' ')} at the start, ${machine.loadAverageAtEnd.join(' ')} at the end (the machine is shared: numbers are noisy)\n`)
+console.log(
+  `ran in ${machine.seconds} s; load average ${machine.loadAverage.join(' ')} at the start, ${machine.loadAverageAtEnd.join(' ')} at the end (the machine is shared: numbers are noisy)\n`,
+)
 
 if (options.cpuProf) printProfiles()
 if (options.json) {

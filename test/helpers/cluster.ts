@@ -147,10 +147,12 @@ export class Member {
         this.#pending.delete(id)
         reject(new Error(`member ${this.name}: ${cmd} unanswered after ${timeoutMs} ms`))
       }, timeoutMs)
-      const done = <A>(fn: (a: A) => void) => (a: A) => {
-        clearTimeout(timer)
-        fn(a)
-      }
+      const done =
+        <A>(fn: (a: A) => void) =>
+        (a: A) => {
+          clearTimeout(timer)
+          fn(a)
+        }
       this.#pending.set(id, { resolve: done(resolve as (v: unknown) => void), reject: done(reject) })
       this.#child.send({ id, cmd, args })
     })

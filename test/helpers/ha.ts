@@ -76,7 +76,9 @@ export class HaMember extends Member {
   }
 }
 
-export type HaClusterOptions = Omit<ClusterOptions, 'peer' | 'commandTimeoutMs' | 'coverage'> & { peer?: Omit<PeerOptions, 'self' | 'peers' | 'onPeerStateChange'> }
+export type HaClusterOptions = Omit<ClusterOptions, 'peer' | 'commandTimeoutMs' | 'coverage'> & {
+  peer?: Omit<PeerOptions, 'self' | 'peers' | 'onPeerStateChange'>
+}
 
 /** cluster.ts's Cluster (urls, ring, ownerOf, loads, teardown) with ha-member processes. */
 export class HaCluster extends Cluster {
@@ -130,7 +132,9 @@ export class HaCluster extends Cluster {
     for (const stream of [child.stdout, child.stderr]) stream?.on('data', (d: Buffer) => process.stderr.write(`[${name}] ${d}`))
     const port = await new Promise<number>((resolve, reject) => {
       child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before reserving a port`)))
-      child.once('message', (msg: { type?: string; port?: number }) => (msg.type === 'reserved' && msg.port ? resolve(msg.port) : reject(new Error(`${name}: first message ${JSON.stringify(msg)}`))))
+      child.once('message', (msg: { type?: string; port?: number }) =>
+        msg.type === 'reserved' && msg.port ? resolve(msg.port) : reject(new Error(`${name}: first message ${JSON.stringify(msg)}`)),
+      )
     })
     const member = new HaMember(name, child, port, COMMAND_TIMEOUT_MS)
     this.members.push(member)

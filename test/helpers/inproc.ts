@@ -47,10 +47,13 @@ export async function startGroupCluster(
     return { owner: order[0]!, replica: order[1]!, others: order.slice(2) }
   }
   const keyOf = (owner: number, replica: number, prefix = 'k') =>
-    findKey((key) => {
-      const r = roles(key)
-      return r.owner === owner && r.replica === replica
-    }, numberedKeys(prefix, 100_000))
+    findKey(
+      (key) => {
+        const r = roles(key)
+        return r.owner === owner && r.replica === replica
+      },
+      numberedKeys(prefix, 100_000),
+    )
   return { ...tp, origin, groups, roles, keyOf }
 }
 
@@ -75,6 +78,9 @@ export async function pastTime(time: number): Promise<void> {
 }
 
 /** The sum of one counter of `groups`' stats. */
-export function total(groups: Group<string>[], counter: 'loads' | 'replicaWrites' | 'peerErrors' | 'localLoads' | 'serverRequests'): number {
+export function total(
+  groups: Group<string>[],
+  counter: 'loads' | 'replicaWrites' | 'peerErrors' | 'localLoads' | 'serverRequests',
+): number {
   return groups.reduce((sum, g) => sum + g.stats()[counter], 0)
 }

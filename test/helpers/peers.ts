@@ -36,7 +36,8 @@ export async function startPeers(
     ring,
     ownerIndex: (key) => urls.indexOf(ring.owner(key)!),
     // The overloads of peer.group() tie the codec to T; a generic helper cannot name one, hence the casts.
-    group: <T>(name: string, opts: (i: number) => GroupOptions<T>) => peers.map((p, i) => p.group(name, opts(i) as never) as unknown as Group<T>),
+    group: <T>(name: string, opts: (i: number) => GroupOptions<T>) =>
+      peers.map((p, i) => p.group(name, opts(i) as never) as unknown as Group<T>),
   }
 }
 

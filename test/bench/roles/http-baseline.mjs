@@ -11,7 +11,8 @@ let pool
 /** Server side: `keysBySize` is [[valueBytes, keys]]; holds a value of that size for each key; resolves with its URL. */
 export async function serve({ keysBySize }) {
   const values = new Map()
-  for (const [valueBytes, keys] of keysBySize) for (const key of keys) values.set(key, Buffer.alloc(valueBytes, key.charCodeAt(key.length - 1)))
+  for (const [valueBytes, keys] of keysBySize)
+    for (const key of keys) values.set(key, Buffer.alloc(valueBytes, key.charCodeAt(key.length - 1)))
   server = http.createServer((req, res) => {
     const value = values.get(decodeURIComponent(req.url.slice(1)))
     if (value === undefined) {
@@ -38,7 +39,8 @@ export function load({ valueBytes, ...loop }) {
     op: async (key) => {
       const res = await pool.request({ path: `/${encodeURIComponent(key)}`, method: 'GET' })
       const value = Buffer.from(await res.body.arrayBuffer())
-      if (res.statusCode !== 200 || value.length !== valueBytes) throw new Error(`${key}: HTTP ${res.statusCode}, ${value.length} bytes, expected ${valueBytes}`)
+      if (res.statusCode !== 200 || value.length !== valueBytes)
+        throw new Error(`${key}: HTTP ${res.statusCode}, ${value.length} bytes, expected ${valueBytes}`)
     },
   })
 }

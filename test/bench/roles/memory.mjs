@@ -11,7 +11,7 @@ export async function group({ maxBytes, valueBytes }) {
   let i = 0
   while (g.stats().main.evictions === 0 && i < (maxBytes / valueBytes) * 2) i = await getBatch(g, i)
   const full = report({ maxBytes, valueBytes, ...g.stats().main, before, after: await settledUsage() })
-  for (const end = i * 2; i < end;) i = await getBatch(g, i)
+  for (const end = i * 2; i < end; ) i = await getBatch(g, i)
   const churned = report({ maxBytes, valueBytes, ...g.stats().main, before, after: await settledUsage() })
   await peer.close()
   return { full, churned, loads: i }

@@ -31,9 +31,10 @@ export function init({ self, peers, groups: specs, peerOptions }) {
   peer = new Peer({ ...peerOptions, self, peers })
   server.on('request', peer.handler)
   for (const spec of specs) {
-    const load = spec.loadDelayMs > 0
-      ? (key) => new Promise((resolve) => setTimeout(() => resolve(valueFor(key, spec.valueBytes)), spec.loadDelayMs))
-      : (key) => valueFor(key, spec.valueBytes)
+    const load =
+      spec.loadDelayMs > 0
+        ? (key) => new Promise((resolve) => setTimeout(() => resolve(valueFor(key, spec.valueBytes)), spec.loadDelayMs))
+        : (key) => valueFor(key, spec.valueBytes)
     groups.set(spec.name, { group: peer.group(spec.name, { ...spec.options, maxBytes: spec.maxBytes, load }), valueBytes: spec.valueBytes })
   }
 }

@@ -26,7 +26,14 @@ export function costs({ vnodesList, peers, keyCount, rounds }) {
   return vnodesList.map((vnodes) => {
     const ring = new Ring(urls, vnodes)
     timeLookups(ring, keys) // warm-up
-    return { kind: 'cost', peers, vnodes, points: peers * vnodes, lookupNs: median(Array.from({ length: rounds }, () => timeLookups(ring, keys))), rebuildMs: rebuildMs(urls, vnodes, rounds) }
+    return {
+      kind: 'cost',
+      peers,
+      vnodes,
+      points: peers * vnodes,
+      lookupNs: median(Array.from({ length: rounds }, () => timeLookups(ring, keys))),
+      rebuildMs: rebuildMs(urls, vnodes, rounds),
+    }
   })
 }
 
@@ -57,7 +64,14 @@ export function movement({ peerCounts, keyCount }) {
         if (before !== leaver) leaveStray++
       }
     }
-    rows.push({ kind: 'movement', event: 'join', peers, movedShare: joinMoved / keyCount, idealShare: 1 / (peers + 1), strayMoves: joinStray })
+    rows.push({
+      kind: 'movement',
+      event: 'join',
+      peers,
+      movedShare: joinMoved / keyCount,
+      idealShare: 1 / (peers + 1),
+      strayMoves: joinStray,
+    })
     rows.push({ kind: 'movement', event: 'leave', peers, movedShare: leaveMoved / keyCount, idealShare: 1 / peers, strayMoves: leaveStray })
   }
   return rows
@@ -111,9 +125,11 @@ function timeLookups(ring, keys) {
 }
 
 function rebuildMs(urls, vnodes, rounds) {
-  return median(Array.from({ length: rounds }, () => {
-    const started = process.hrtime.bigint()
-    if (new Ring(urls, vnodes).size !== urls.length) throw new Error('ring lost peers')
-    return Number(process.hrtime.bigint() - started) / 1e6
-  }))
+  return median(
+    Array.from({ length: rounds }, () => {
+      const started = process.hrtime.bigint()
+      if (new Ring(urls, vnodes).size !== urls.length) throw new Error('ring lost peers')
+      return Number(process.hrtime.bigint() - started) / 1e6
+    }),
+  )
 }

@@ -16,9 +16,19 @@ export async function run({ quick, log }) {
   const json = { peercacheNs: r.peercacheNs, lruNs: r.lruNs, ratio: r.peercacheNs / r.lruNs, rounds, opsPerRound }
   const rows = [
     ['await lru.get(key) (lru-cache)', 1e9 / r.lruNs, r.lruNs, Math.max(...r.roundsNs.lru), '1.00x'],
-    ['await group.get(key) (peercache)', 1e9 / r.peercacheNs, r.peercacheNs, Math.max(...r.roundsNs.peercache), ratio(r.peercacheNs, r.lruNs)],
+    [
+      'await group.get(key) (peercache)',
+      1e9 / r.peercacheNs,
+      r.peercacheNs,
+      Math.max(...r.roundsNs.peercache),
+      ratio(r.peercacheNs, r.lruNs),
+    ],
   ]
-  const text = formatTable(`Local hit: median of ${rounds} rounds of ${opsPerRound.toLocaleString('en-US')} gets of one cached key`, ['call', 'ops/s', 'ns/op (median round)', 'ns/op (slowest round)', 'vs lru-cache'], rows) +
-    '\n(per-op percentiles are not measurable at this scale: a clock read costs as much as a hit)\n'
+  const text =
+    formatTable(
+      `Local hit: median of ${rounds} rounds of ${opsPerRound.toLocaleString('en-US')} gets of one cached key`,
+      ['call', 'ops/s', 'ns/op (median round)', 'ns/op (slowest round)', 'vs lru-cache'],
+      rows,
+    ) + '\n(per-op percentiles are not measurable at this scale: a clock read costs as much as a hit)\n'
   return { text, json }
 }

@@ -25,9 +25,32 @@ async function inFreshProcess(name, method, args) {
 }
 
 function table(full, churned, plain) {
-  const row = (label, m) => [label, m.items, mib(m.rssGrowthBytes), mib(m.heapTotalGrowthBytes), mib(m.heapUsedGrowthBytes), mib(m.externalGrowthBytes), m.overheadPerEntryBytes, `${(m.rssGrowthBytes / full.maxBytes).toFixed(2)}x`]
+  const row = (label, m) => [
+    label,
+    m.items,
+    mib(m.rssGrowthBytes),
+    mib(m.heapTotalGrowthBytes),
+    mib(m.heapUsedGrowthBytes),
+    mib(m.externalGrowthBytes),
+    m.overheadPerEntryBytes,
+    `${(m.rssGrowthBytes / full.maxBytes).toFixed(2)}x`,
+  ]
   const rows = [row('group, just full', full), row('group, after as many loads again', churned), row('plain Map, same Buffers', plain)]
-  return formatTable(`Memory: a group full at maxBytes = ${mib(full.maxBytes)} with ${full.valueBytes} B values (fresh process, after gc)`,
-    ['holder', 'entries', 'RSS growth', 'heap total growth', 'heap used growth', 'external growth', 'overhead B/entry', 'RSS growth / maxBytes'], rows) +
+  return (
+    formatTable(
+      `Memory: a group full at maxBytes = ${mib(full.maxBytes)} with ${full.valueBytes} B values (fresh process, after gc)`,
+      [
+        'holder',
+        'entries',
+        'RSS growth',
+        'heap total growth',
+        'heap used growth',
+        'external growth',
+        'overhead B/entry',
+        'RSS growth / maxBytes',
+      ],
+      rows,
+    ) +
     `\nthe budget counts ${full.budgetBytes.toLocaleString('en-US')} bytes for these entries (value + key + the per-entry overhead lib/cache.ts charges)\n`
+  )
 }

@@ -19,16 +19,24 @@ const KEY_COUNT = { 100: 10_000, 10240: 2_000 }
 const ANCHOR = 'ioredis'
 
 export async function run({ quick, install, log, ...options }) {
-  const budget = quick ? { rounds: 3, roundMs: 800, maxOps: 200_000, warmupMs: 400 } : { rounds: 5, roundMs: 2_000, maxOps: 1_000_000, warmupMs: 1_000 }
+  const budget = quick
+    ? { rounds: 3, roundMs: 800, maxOps: 200_000, warmupMs: 400 }
+    : { rounds: 5, roundMs: 2_000, maxOps: 1_000_000, warmupMs: 1_000 }
   const redis = ensureRedis({ install })
   if (redis.missing) log(redis.missing)
   const groups = VALUE_SIZES.map((size) => ({ name: `v${size}`, valueBytes: size, maxBytes: 256 * MiB, options: { replicas: 1 } }))
   const askerGroups = groups.map((g) => ({ ...g, options: { ...g.options, hotCacheRatio: 0 } }))
-  const { procs, urls } = await startCluster(['remoteHit-owner', 'remoteHit-asker', 'remoteHit-asker-unbatched'], (i) => (i === 0 ? groups : askerGroups),
-    (i) => ({ ...commandLinePeerOptions(options), ...(i === 2 ? { maxBatchKeys: 1 } : {}) }))
+  const { procs, urls } = await startCluster(
+    ['remoteHit-owner', 'remoteHit-asker', 'remoteHit-asker-unbatched'],
+    (i) => (i === 0 ? groups : askerGroups),
+    (i) => ({ ...commandLinePeerOptions(options), ...(i === 2 ? { maxBatchKeys: 1 } : {}) }),
+  )
   const [owner, asker, unbatched] = procs
   const peercacheArgs = (group) => ({ group: group.name })
-  const contestants = [{ name: 'peercache', proc: asker, args: peercacheArgs }, { name: 'peercache-unbatched', proc: unbatched, args: peercacheArgs }]
+  const contestants = [
+    { name: 'peercache', proc: asker, args: peercacheArgs },
+    { name: 'peercache-unbatched', proc: unbatched, args: peercacheArgs },
+  ]
   let server
   try {
     const ring = new Ring(urls)
@@ -48,7 +56,14 @@ export async function run({ quick, install, log, ...options }) {
         // Rounds interleave the contestants: a burst of load from elsewhere hits one round of each, and the median drops it.
         for (let round = 0; round < budget.rounds; round++) {
           for (const c of contestants) {
-            const loop = { ...c.args(group), keys, concurrency, maxOps: budget.maxOps, maxMs: budget.roundMs, warmupMs: round === 0 ? budget.warmupMs : 0 }
+            const loop = {
+              ...c.args(group),
+              keys,
+              concurrency,
+              maxOps: budget.maxOps,
+              maxMs: budget.roundMs,
+              warmupMs: round === 0 ? budget.warmupMs : 0,
+            }
             runs.get(c.name).push(await c.proc.call('load', [loop], budget.roundMs * 3 + 60_000))
           }
         }
@@ -77,7 +92,8 @@ async function fillOwner(owner, groups, keysBySize) {
   for (const group of groups) {
     const keys = keysBySize.get(group.valueBytes)
     const stats = await owner.call('fill', [{ group: group.name, keys }])
-    if (stats.main.items !== keys.length || stats.loads !== keys.length) throw new Error(`the owner holds ${stats.main.items} of ${keys.length} keys after filling (${stats.loads} loads)`)
+    if (stats.main.items !== keys.length || stats.loads !== keys.length)
+      throw new Error(`the owner holds ${stats.main.items} of ${keys.length} keys after filling (${stats.loads} loads)`)
   }
 }
 
@@ -95,7 +111,10 @@ async function httpBaseline(procs, keysBySize) {
 /** ioredis with default settings (the anchor) and with auto-pipelining; the Redis holds the same keys. */
 async function redisClients(procs, port, keysBySize) {
   const contestants = []
-  for (const [name, autoPipelining] of [['ioredis', false], ['ioredis-autopipeline', true]]) {
+  for (const [name, autoPipelining] of [
+    ['ioredis', false],
+    ['ioredis-autopipeline', true],
+  ]) {
     const proc = await startRole('redis-client', { name: `remoteHit-${name}` })
     procs.push(proc)
     await proc.call('connect', [{ port, autoPipelining }])
@@ -108,7 +127,17 @@ async function redisClients(procs, port, keysBySize) {
 /** One row from several rounds: the median of each figure, and the operations of all rounds. */
 function medianOfRounds(contestant, concurrency, valueBytes, runs) {
   const mid = (field) => median(runs.map((r) => r[field]))
-  return { contestant, concurrency, valueBytes, opsPerSec: mid('opsPerSec'), p50Us: mid('p50Us'), p99Us: mid('p99Us'), maxUs: Math.max(...runs.map((r) => r.maxUs)), ops: runs.reduce((sum, r) => sum + r.ops, 0), rounds: runs.length }
+  return {
+    contestant,
+    concurrency,
+    valueBytes,
+    opsPerSec: mid('opsPerSec'),
+    p50Us: mid('p50Us'),
+    p99Us: mid('p99Us'),
+    maxUs: Math.max(...runs.map((r) => r.maxUs)),
+    ops: runs.reduce((sum, r) => sum + r.ops, 0),
+    rounds: runs.length,
+  }
 }
 
 /** The numbers mean nothing unless the askers fetched every value from the owner. */
@@ -123,7 +152,8 @@ async function checkEveryGetCrossedTheWire({ owner, askers, groups }) {
       fetched += a.peerLoads
     }
     const o = await owner.call('stats', [group.name])
-    if (o.loads !== o.main.items || o.serverRequests !== fetched) throw new Error(`remoteHit ${group.name}: the owner loaded or missed values during the run: ${JSON.stringify(o)}`)
+    if (o.loads !== o.main.items || o.serverRequests !== fetched)
+      throw new Error(`remoteHit ${group.name}: the owner loaded or missed values during the run: ${JSON.stringify(o)}`)
   }
 }
 
@@ -131,9 +161,26 @@ function table(rows, redis) {
   const anchorOf = (r) => rows.find((a) => a.contestant === ANCHOR && a.valueBytes === r.valueBytes && a.concurrency === r.concurrency)
   const body = rows.map((r) => {
     const a = anchorOf(r)
-    return [r.contestant, r.valueBytes === 100 ? '100 B' : `${r.valueBytes / 1024} KiB`, r.concurrency, r.opsPerSec, r.p50Us, r.p99Us, ratio(r.opsPerSec, a?.opsPerSec), ratio(r.p99Us, a?.p99Us)]
+    return [
+      r.contestant,
+      r.valueBytes === 100 ? '100 B' : `${r.valueBytes / 1024} KiB`,
+      r.concurrency,
+      r.opsPerSec,
+      r.p50Us,
+      r.p99Us,
+      ratio(r.opsPerSec, a?.opsPerSec),
+      ratio(r.p99Us, a?.p99Us),
+    ]
   })
-  const anchor = redis.missing ? redis.missing : `anchor: ioredis (default settings) at the same value size and concurrency; ${redis.version}`
+  const anchor = redis.missing
+    ? redis.missing
+    : `anchor: ioredis (default settings) at the same value size and concurrency; ${redis.version}`
   const note = `\n${anchor}\nfigures: the median of ${rows[0]?.rounds} rounds per contestant, taken in turns\npeercache-unbatched: the same asker with maxBatchKeys: 1 (one request per get)\nhttp-baseline: one plain undici GET per get to a node:http server answering from a Map (no peercache)\n`
-  return formatTable('Remote hit: get of a value another process holds (hot cache off)', ['contestant', 'value', 'concurrent', 'ops/s', 'p50 µs', 'p99 µs', 'ops/s vs ioredis', 'p99 vs ioredis'], body) + note
+  return (
+    formatTable(
+      'Remote hit: get of a value another process holds (hot cache off)',
+      ['contestant', 'value', 'concurrent', 'ops/s', 'p50 µs', 'p99 µs', 'ops/s vs ioredis', 'p99 vs ioredis'],
+      body,
+    ) + note
+  )
 }

@@ -15,14 +15,21 @@ export async function run({ quick, log, ...options }) {
   const rounds = quick ? 3 : 10
   const group = { name: 'stampede', valueBytes: 100, maxBytes: 64 * 1024 * 1024, loadDelayMs: LOAD_DELAY_MS }
   const names = Array.from({ length: PROCESSES }, (_, i) => `stampede-${i}`)
-  const { procs } = await startCluster(names, () => [group], () => commandLinePeerOptions(options))
+  const { procs } = await startCluster(
+    names,
+    () => [group],
+    () => commandLinePeerOptions(options),
+  )
   try {
     const results = []
     let before = sumStats(await allStats(procs), ['loads', 'peerErrors', 'localLoads'])
     for (let round = 0; round < rounds; round++) {
       log(`stampede: round ${round + 1} of ${rounds}`)
       // Fresh keys each round: cold everywhere. Get j goes to process j % 3 and asks for key j % 100.
-      const keysOf = (p) => Array.from({ length: GETS }, (_, j) => j).filter((j) => j % PROCESSES === p).map((j) => `s${round}:${j % KEYS}`)
+      const keysOf = (p) =>
+        Array.from({ length: GETS }, (_, j) => j)
+          .filter((j) => j % PROCESSES === p)
+          .map((j) => `s${round}:${j % KEYS}`)
       const started = performance.now()
       await Promise.all(procs.map((proc, p) => proc.call('burst', [{ group: group.name, keys: keysOf(p) }])))
       const wallMs = performance.now() - started
@@ -32,7 +39,15 @@ export async function run({ quick, log, ...options }) {
     }
     // The round farthest from one load per key is the one that counts.
     const worst = results.reduce((w, r) => (Math.abs(r.originLoads - KEYS) > Math.abs(w.originLoads - KEYS) ? r : w))
-    const json = { keys: KEYS, gets: GETS, processes: PROCESSES, loadDelayMs: LOAD_DELAY_MS, originLoads: worst.originLoads, wallMs: median(results.map((r) => r.wallMs)), rounds: results }
+    const json = {
+      keys: KEYS,
+      gets: GETS,
+      processes: PROCESSES,
+      loadDelayMs: LOAD_DELAY_MS,
+      originLoads: worst.originLoads,
+      wallMs: median(results.map((r) => r.wallMs)),
+      rounds: results,
+    }
     return { text: table(json), json }
   } finally {
     await stopAll(procs)
@@ -44,7 +59,18 @@ function allStats(procs) {
 }
 
 function table(json) {
-  const rows = json.rounds.map((r, i) => [i + 1, json.keys, json.gets, r.originLoads, ratio(r.originLoads, json.keys), r.peerErrors, r.wallMs])
-  return formatTable(`Stampede: ${json.gets.toLocaleString('en-US')} concurrent gets of ${json.keys} cold keys on ${json.processes} processes (origin takes ${json.loadDelayMs} ms)`,
-    ['round', 'keys', 'gets', 'origin loads', 'loads per key', 'peer errors', 'wall ms'], rows)
+  const rows = json.rounds.map((r, i) => [
+    i + 1,
+    json.keys,
+    json.gets,
+    r.originLoads,
+    ratio(r.originLoads, json.keys),
+    r.peerErrors,
+    r.wallMs,
+  ])
+  return formatTable(
+    `Stampede: ${json.gets.toLocaleString('en-US')} concurrent gets of ${json.keys} cold keys on ${json.processes} processes (origin takes ${json.loadDelayMs} ms)`,
+    ['round', 'keys', 'gets', 'origin loads', 'loads per key', 'peer errors', 'wall ms'],
+    rows,
+  )
 }

@@ -18,14 +18,22 @@ export async function run({ quick, log, ...options }) {
   const gets = quick ? 25_000 : 100_000
   const maxMs = quick ? 20_000 : 90_000
   const names = Array.from({ length: PROCESSES }, (_, i) => `zipf-${i}`)
-  const { procs } = await startCluster(names, () => CONFIGS.map((c) => c.group), () => commandLinePeerOptions(options))
+  const { procs } = await startCluster(
+    names,
+    () => CONFIGS.map((c) => c.group),
+    () => commandLinePeerOptions(options),
+  )
   try {
     const rows = []
     for (const { hotReplicas, group } of CONFIGS) {
       log(`zipf: hot replicas ${hotReplicas ? 'on' : 'off'}, ${gets} gets per process`)
       const started = performance.now()
       // The same seeds in both configurations: the same sequence of keys, only the replicas differ.
-      const loops = await Promise.all(procs.map((p, i) => p.call('zipf', [{ group: group.name, keyCount: KEY_COUNT, s: S, gets, seed: i + 1, concurrency: 16, maxMs }], maxMs + 60_000)))
+      const loops = await Promise.all(
+        procs.map((p, i) =>
+          p.call('zipf', [{ group: group.name, keyCount: KEY_COUNT, s: S, gets, seed: i + 1, concurrency: 16, maxMs }], maxMs + 60_000),
+        ),
+      )
       const wallMs = performance.now() - started
       const stats = await Promise.all(procs.map((p) => p.call('stats', [group.name])))
       const served = stats.map((s) => s.serverRequests)
@@ -48,7 +56,28 @@ export async function run({ quick, log, ...options }) {
 }
 
 function table(rows) {
-  const body = rows.map((r) => [r.hotReplicas ? 'on' : 'off', r.gets, r.opsPerSec, `${(r.peerRequestShare * 100).toFixed(1)} %`, r.hotHits, r.peerErrors, r.serverRequests.join(' / '), `${r.busiestToMean.toFixed(2)}x`])
-  return formatTable(`Skewed load: Zipf s=${S} over ${KEY_COUNT.toLocaleString('en-US')} keys on ${PROCESSES} processes`,
-    ['hot replicas', 'gets', 'gets/s', 'peer requests / gets', 'hot hits', 'peer errors', 'peer requests served per process', 'busiest vs mean'], body)
+  const body = rows.map((r) => [
+    r.hotReplicas ? 'on' : 'off',
+    r.gets,
+    r.opsPerSec,
+    `${(r.peerRequestShare * 100).toFixed(1)} %`,
+    r.hotHits,
+    r.peerErrors,
+    r.serverRequests.join(' / '),
+    `${r.busiestToMean.toFixed(2)}x`,
+  ])
+  return formatTable(
+    `Skewed load: Zipf s=${S} over ${KEY_COUNT.toLocaleString('en-US')} keys on ${PROCESSES} processes`,
+    [
+      'hot replicas',
+      'gets',
+      'gets/s',
+      'peer requests / gets',
+      'hot hits',
+      'peer errors',
+      'peer requests served per process',
+      'busiest vs mean',
+    ],
+    body,
+  )
 }
