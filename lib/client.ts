@@ -289,12 +289,17 @@ function settle(q: Queued, value: Fetched | undefined, err?: unknown): void {
 }
 
 function settleFrame(peer: string, q: Queued, f: Frame): void {
-  if (f.status === 'ok') return settle(q, { bytes: f.payload, expiresAt: f.expiresAt, version: f.version })
-  if (f.status === 'miss') return settle(q, undefined)
+  if (f.status === 'ok') settle(q, { bytes: f.payload, expiresAt: f.expiresAt, version: f.version })
+  else if (f.status === 'miss') settle(q, undefined)
+  else settle(q, undefined, frameError(peer, q, f))
+}
+
+/** The error an error frame stands for: the origin's (final) or the peer's (try elsewhere). */
+function frameError(peer: string, q: Queued, f: Frame): Error {
   const message = f.payload.toString('utf8')
-  if (f.status === 'load') return settle(q, undefined, new LoadError(q.group, q.key, message, { peer }))
-  if (f.status === 'invalid-value') return settle(q, undefined, new InvalidValueError(q.group, q.key, `${message} (at ${peer})`))
-  settle(q, undefined, new PeerUnavailableError(peer, `${f.status}: ${message}`, { reason: f.status }))
+  if (f.status === 'load') return new LoadError(q.group, q.key, message, { peer })
+  if (f.status === 'invalid-value') return new InvalidValueError(q.group, q.key, `${message} (at ${peer})`)
+  return new PeerUnavailableError(peer, `${f.status}: ${message}`, { reason: f.status })
 }
 
 function meta(headers: IncomingHttpHeaders): { expiresAt: number; version: number } {

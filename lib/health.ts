@@ -350,7 +350,10 @@ export class PeerHealth {
 
   #probed(p: Tracked, ok: boolean): void {
     // Only reached if nothing fresher (an answer, markUp, markDown) came while the probe ran.
-    if (ok) return this.#enter(p, 'up', 'probe-ok')
+    if (ok) {
+      this.#enter(p, 'up', 'probe-ok')
+      return
+    }
     p.failedProbes++
     if (p.state === 'down') this.#schedule(p)
     else this.#enter(p, 'down', 'probe-failed') // a suspicion, or a check() of an up peer

@@ -79,7 +79,7 @@ export class Peer {
   readonly #vnodes: number
   readonly #fetchTimeoutMs: number
   readonly #client: PeerClient
-  readonly #groups = new Map<string, Group<any>>()
+  readonly #groups = new Map<string, Group<unknown>>()
   readonly #host: GroupHost
   readonly #health: PeerHealth
   readonly #probe: HttpProbe
@@ -169,13 +169,14 @@ export class Peer {
     if (this.#closing) throw new ClosedError()
     if (typeof name === 'string' && this.#groups.has(name)) throw new InvalidGroupError(name, 'a group of that name exists already')
     const group = new Group<T>(name, options, this.#host)
-    this.#groups.set(name, group)
+    // Private fields make Group invariant in T; the map holds groups of every value type.
+    this.#groups.set(name, group as unknown as Group<unknown>)
     return group
   }
 
   /** The group of that name, if any. */
-  getGroup(name: string): Group<any> | undefined {
-    return this.#groups.get(name)
+  getGroup<T = unknown>(name: string): Group<T> | undefined {
+    return this.#groups.get(name) as Group<T> | undefined
   }
 
   /** Replaces the membership. Keys move only to or from the peers that joined or left (about 1/N each). */

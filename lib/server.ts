@@ -151,9 +151,12 @@ async function serveBatch(options: HandlerOptions, req: IncomingMessage, res: Se
   }
   const ready: Buffer[] = []
   const waiting: [number, Promise<Entry>][] = []
-  items.forEach(({ group: name, key, peek }, i) => {
+  for (const [i, { group: name, key, peek }] of items.entries()) {
     const group = options.group(name)
-    if (group === undefined) return ready.push(...encodeFrame(i, 'unknown-group', Buffer.from(`no group "${name}" on this peer`)))
+    if (group === undefined) {
+      ready.push(...encodeFrame(i, 'unknown-group', Buffer.from(`no group "${name}" on this peer`)))
+      continue
+    }
     try {
       const found = peek ? group.peek(key) : group.serve(key, signal)
       if (found instanceof Promise) waiting.push([i, found])
@@ -162,7 +165,7 @@ async function serveBatch(options: HandlerOptions, req: IncomingMessage, res: Se
     } catch (err) {
       ready.push(...errorFrame(i, err))
     }
-  })
+  }
   const head = { 'content-type': 'application/x-peercache-frames', [HEADER.protocol]: String(PROTOCOL_VERSION) }
   if (waiting.length === 0) {
     // Every key was in the cache: headers and frames go out together, in one writev.

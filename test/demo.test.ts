@@ -113,7 +113,9 @@ t.test('a node started by hand, as the README shows, serves users and shares loa
     children.add(child)
     return child
   })
-  t.teardown(() => nodes.forEach((c) => c.kill('SIGTERM')))
+  t.teardown(() => {
+    for (const c of nodes) c.kill('SIGTERM')
+  })
   // Each prints one line once it listens.
   await Promise.all(nodes.map((c) => new Promise((resolve) => c.stdout?.once('data', resolve))))
   const [a, b] = ports.map((p) => `http://127.0.0.1:${p}`) as [string, string]

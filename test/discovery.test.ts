@@ -109,7 +109,7 @@ function ipBytes(ip: string): Buffer {
   const missing = 8 - groups(head).length - groups(tail).length
   const all = [...groups(head), ...Array<string>(tail === undefined ? 0 : missing).fill('0'), ...groups(tail)]
   const bytes = Buffer.alloc(16)
-  all.forEach((g, i) => bytes.writeUInt16BE(parseInt(g, 16), i * 2))
+  for (const [i, g] of all.entries()) bytes.writeUInt16BE(parseInt(g, 16), i * 2)
   return bytes
 }
 
@@ -209,7 +209,7 @@ t.test('stop() stops the schedule, and a resolution under way no longer calls ba
   t.equal(dns.state.held.length, 1, 'the first query is held at the server')
   discovery.stop()
   dns.state.mode = 'answer'
-  dns.state.held.forEach((release) => release())
+  for (const release of dns.state.held) release()
   await started
   t.same(calls, [], 'the answer that came after stop() was dropped')
   t.equal(discovery.running, false)
@@ -379,7 +379,7 @@ function startApp(t: Test, host: string, port: number, dnsServer: string) {
   const waiters = new Set<() => void>()
   createInterface({ input: child.stdout! }).on('line', (line) => {
     events.push(JSON.parse(line))
-    waiters.forEach((w) => w())
+    for (const w of waiters) w()
   })
   const app = {
     child,

@@ -192,13 +192,13 @@ t.test('a peer request is never forwarded along a chain either', async (t) => {
 t.test('a batch mixing small and large values (and a load) brings every value back whole', async (t) => {
   const tp = await startPeers(t, 2)
   const sizes = [3, 5000, 100_000, 10, 70_000, 4096, 4095, 1]
-  const valueOf = (key: string) => {
+  const valueFor = (key: string) => {
     const size = sizes[Number(key.split(':')[1]) % sizes.length]!
     const b = Buffer.alloc(size)
     for (let i = 0; i < size; i++) b[i] = (i * 31 + key.length) & 0xff
     return b
   }
-  const groups = tp.group('mix', () => ({ maxBytes: 8 << 20, replicas: 1, hotCacheRatio: 0, load: async (key: string) => valueOf(key) }))
+  const groups = tp.group('mix', () => ({ maxBytes: 8 << 20, replicas: 1, hotCacheRatio: 0, load: async (key: string) => valueFor(key) }))
   // Keys owned by peer 1, asked from peer 0: every value crosses the wire in a batch.
   const keys: string[] = []
   for (let i = 0; keys.length < 24; i++) if (tp.ownerIndex(`k:${i}`) === 1) keys.push(`k:${i}`)
@@ -207,7 +207,7 @@ t.test('a batch mixing small and large values (and a load) brings every value ba
   const sha = (b: Uint8Array) => createHash('sha1').update(b).digest('hex')
   t.same(
     got.map(sha),
-    keys.map((k) => sha(valueOf(k))),
+    keys.map((k) => sha(valueFor(k))),
     'every value arrives whole, whatever its size',
   )
   t.equal(groups[0]!.stats().peerLoads, keys.length, 'all of them fetched from the owner')

@@ -181,7 +181,7 @@ export class Member {
     return this.request('remove', { group, key })
   }
 
-  stats<S = Record<string, any>>(group: string): Promise<S> {
+  stats<S = Record<string, number>>(group: string): Promise<S> {
     return this.request('stats', { group })
   }
 
