@@ -1,15 +1,11 @@
 // The consistent-hash ring: every peer is placed at `vnodes` points on a 32-bit circle, and a key
 // belongs to the first point clockwise from the key's hash. Adding or removing one of N peers moves
 // only the keys of its arcs, about 1/N of them.
-import xxhash from 'xxhash-wasm'
-
-// Compiling the wasm hasher is the only async set-up; doing it once at import keeps every ring
-// operation synchronous, so `new Peer()` can be synchronous too.
-const hasher = await xxhash()
+import { h32 } from './hash.js'
 
 /** xxHash32 of a string's UTF-8 bytes: the ring's hash for keys and virtual nodes. */
 export function hashKey(key: string, seed = 0): number {
-  return hasher.h32(key, seed)
+  return h32(key, seed)
 }
 
 /**
