@@ -182,6 +182,7 @@ t.test('options: a secret is required and checked, limits are integers in range'
     [{ secret: SECRET, maxReplayEntries: -1 }, 'auth.maxReplayEntries'],
   ]
   for (const [options, option] of bad) {
-    t.throws(() => new Auth(options as AuthOptions), { constructor: InvalidOptionError, option }, JSON.stringify(options))
+    const err = t.throws(() => new Auth(options as AuthOptions), InvalidOptionError, JSON.stringify(options))
+    t.equal((err as InvalidOptionError).option, option, 'names the option')
   }
 })
