@@ -14,8 +14,24 @@ export function hashKey(key: string, seed = 0): number {
  */
 export const DEFAULT_VNODES = 500
 
+/** The size of the hash circle: hashes are 32-bit. */
+const CIRCLE = 2 ** 32
+
 /** Points are numbered below this (2^21), which bounds peers × vnodes. */
 const INDEX_SPAN = 2 ** 21
+
+/** One stretch of the ring's circle (`Ring.arcs`): hashes in `from < h <= to`, wrapping past 2^32 when `to <= from`. */
+export interface RingArc {
+  from: number
+  to: number
+  peer: string
+}
+
+/** The share of the 32-bit keyspace an arc covers, from 0 to 1 (a lone arc, `from === to`, covers it all). */
+export function arcShare(arc: RingArc): number {
+  const span = (arc.to - arc.from + CIRCLE) % CIRCLE
+  return (span === 0 ? CIRCLE : span) / CIRCLE
+}
 
 export class Ring {
   /** The distinct peers on the ring, sorted, so every process sees the same list whatever order it was given. */
@@ -79,6 +95,26 @@ export class Ring {
       if (!skip?.(peer)) out.push(peer)
     }
     return out
+  }
+
+  /**
+   * The circle cut into arcs, clockwise from 0: the keys whose hash h has `from < h <= to` belong to
+   * `peer`; the first arc wraps around (its `from` is the last arc's `to`), and one arc alone is the
+   * whole circle. Neighbouring points of one peer make one arc. For views of the ring and each peer's
+   * share of the keyspace (`arcShare`); the routing never uses it.
+   */
+  arcs(): RingArc[] {
+    const ends: { to: number; peer: string }[] = []
+    const n = this.#points.length
+    for (let j = 0; j < n; j++) {
+      const owner = this.#owners[j]!
+      // The last point of a run of one owner ends its arc.
+      if (j + 1 < n && this.#owners[j + 1] === owner) continue
+      ends.push({ to: this.#points[j]!, peer: this.peers[owner]! })
+    }
+    // The keys past the last point wrap to the first arc: when both have one owner they are one arc.
+    if (ends.length > 1 && ends.at(-1)!.peer === ends[0]!.peer) ends.pop()
+    return ends.map((e, i) => ({ from: ends.at(i - 1)!.to, to: e.to, peer: e.peer }))
   }
 
   /** First point at or after `h`, wrapping to 0. */

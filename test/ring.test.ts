@@ -1,7 +1,7 @@
 // The consistent-hash ring: one owner per key, the same whatever order the peers were listed in,
 // about 1/N of the keys moving on a membership change, and collisions resolved the same everywhere.
 import t from 'tap'
-import { DEFAULT_VNODES, Ring, hashKey } from '../lib/ring.js'
+import { DEFAULT_VNODES, Ring, type RingArc, arcShare, hashKey } from '../lib/ring.js'
 import { numberedKeys } from './helpers/peers.js'
 
 const peers = (n: number, from = 1) => Array.from({ length: n }, (_, i) => `http://127.0.0.1:${7000 + from + i}`)
@@ -185,4 +185,41 @@ t.test('colliding points are resolved the same way whatever the peer order', asy
       `order ${seed}: same owner for 10k other keys`,
     )
   }
+})
+
+/** The arc of `arcs` holding hash `h` (hashes in from < h <= to, wrapping). */
+function arcOf(arcs: RingArc[], h: number): RingArc | undefined {
+  return arcs.find((a) => (a.from < a.to ? a.from < h && h <= a.to : a.from < h || h <= a.to))
+}
+
+t.test('arcs(): they tile the circle in order, each key lies in its owner arc, and the shares add up to 1', async (t) => {
+  const ring = new Ring(peers(3))
+  const arcs = ring.arcs()
+  t.ok(arcs.length > 3 && arcs.length <= 3 * DEFAULT_VNODES, `${arcs.length} arcs for 3 peers`)
+  arcs.forEach((a, i) => {
+    if (a.from !== arcs.at(i - 1)!.to) t.fail(`arc ${i} starts where the one before ends`)
+    if (a.peer === arcs.at(i - 1)!.peer) t.fail(`arc ${i} has the owner of the arc before (they should be one arc)`)
+  })
+  t.ok(
+    arcs.slice(1).every((a) => a.from < a.to),
+    'only the first arc wraps past 2^32',
+  )
+  const total = arcs.reduce((sum, a) => sum + arcShare(a), 0)
+  t.ok(Math.abs(total - 1) < 1e-9, `the shares add up to 1 (${total})`)
+  const keys = keys10k.slice(0, 3000)
+  const misplaced = keys.filter((k) => arcOf(arcs, hashKey(k))?.peer !== ring.owner(k))
+  t.same(misplaced, [], 'every key hashes into an arc of its owner')
+  // Keys spread like the keyspace: each peer's share of keys is close to its share of the circle.
+  for (const p of ring.peers) {
+    const share = arcs.filter((a) => a.peer === p).reduce((sum, a) => sum + arcShare(a), 0)
+    const keyShare = keys.filter((k) => ring.owner(k) === p).length / keys.length
+    t.ok(Math.abs(share - keyShare) < 0.05, `${p}: ${(100 * share).toFixed(1)}% of the circle, ${(100 * keyShare).toFixed(1)}% of the keys`)
+  }
+})
+
+t.test('arcs(): one peer is one arc covering the whole circle; an empty ring has none', async (t) => {
+  const [only] = new Ring(peers(1)).arcs()
+  t.equal(only?.from, only?.to, 'the lone arc starts where it ends')
+  t.equal(arcShare(only!), 1, 'and covers all of the keyspace')
+  t.same(new Ring([]).arcs(), [])
 })
