@@ -2,7 +2,9 @@
 // `npm run demo`: starts N app nodes (demo/node.mjs, real processes) on 127.0.0.1, drives them
 // through a load balancer with Zipf-skewed requests, kills one node midway and restarts it, shows
 // a live view, and ends with a summary. Exit code 0 when no request failed.
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -16,7 +18,8 @@ import { buildResult, summaryLines } from './summary.mjs'
 import { LiveView } from './view.mjs'
 import { seededRandom, zipfSampler } from './zipf.mjs'
 
-const DIST = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'index.js')
+const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
+const DIST = path.join(ROOT, 'dist', 'index.js')
 /** How often the live view refreshes, in ms. */
 const REFRESH_MS = 1000
 /** Past the run's duration, how long starting, draining and stopping may take before the demo gives up, in ms. */
@@ -43,6 +46,7 @@ Options:
   --json             print the result as one JSON object, the last line of stdout; the live
                      view and the summary go to stderr
   --no-view          no live view (the summary still prints)
+  --build            compile lib/ to dist/ first (npm run demo passes it)
   --help             show this text
 
 The origin answers each user id after ${ORIGIN_MIN_MS}-${ORIGIN_MAX_MS} ms (fixed per id). Node logs: demo/logs/.
@@ -63,6 +67,7 @@ function parseOptions(argv) {
       'no-chaos': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       'no-view': { type: 'boolean', default: false },
+      build: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   })
@@ -74,6 +79,7 @@ function parseOptions(argv) {
   }
   return {
     help: values.help,
+    build: values.build,
     nodes: number('nodes', 1, 8),
     durationMs: number('duration', 1, 600, false) * 1000,
     rate: number('rate', 1, 5000),
@@ -147,6 +153,17 @@ async function run(options, human, signal) {
   }
 }
 
+/**
+ * Compiles lib/ to dist/. Done here rather than before this script in the npm script, so that
+ * `npm run demo -- --help` answers at once. tsc's messages go to stderr: with --json, stdout is the result's.
+ */
+function build() {
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+  const { status } = spawnSync(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.json')], { stdio: ['ignore', 2, 2] })
+  if (status !== 0) process.stderr.write(`the build (tsc) failed: the demo needs dist/\n`)
+  return status === 0
+}
+
 async function main() {
   let options
   try {
@@ -159,6 +176,7 @@ async function main() {
     process.stdout.write(HELP)
     return 0
   }
+  if (options.build && !build()) return 2
   if (!fs.existsSync(DIST)) {
     process.stderr.write(`${DIST} is missing: run \`npm run build\` first (npm run demo does).\n`)
     return 2

@@ -1,6 +1,7 @@
 // The demo, run as a user runs it: real processes on 127.0.0.1, its --json line read back.
 import t, { type Test } from 'tap'
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 // @ts-expect-error plain JS module of the demo, no types
@@ -142,4 +143,14 @@ t.test('--help documents the options and exits 0', async (t) => {
   const { code, stdout } = await run('cluster.mjs', ['--help'])
   t.equal(code, 0)
   for (const option of ['--nodes', '--duration', '--no-chaos', '--json', '--users', '--zipf']) t.match(stdout, option)
+})
+
+t.test('npm run demo -- --help answers without building first', async (t) => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  t.equal(pkg.scripts.demo, 'node demo/cluster.mjs --build', 'the npm script builds through the demo, not before it')
+  const built = fs.statSync(path.join(ROOT, 'dist', 'index.js')).mtimeMs
+  const { code, stdout } = await run('cluster.mjs', ['--build', '--help'])
+  t.equal(code, 0)
+  t.match(stdout, '--nodes N')
+  t.equal(fs.statSync(path.join(ROOT, 'dist', 'index.js')).mtimeMs, built, 'dist/ was not rebuilt for the help')
 })
