@@ -8,20 +8,18 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Balancer } from './balancer.mjs'
 import { planChaos, runChaos } from './chaos.mjs'
 import { startLoad } from './load.mjs'
 import { startNodes, stopNodes } from './nodes.mjs'
 import { ORIGIN_MAX_MS, ORIGIN_MIN_MS } from './origin.mjs'
 import { buildResult, summaryLines } from './summary.mjs'
+import { Sampler, everySecond } from './sampler.mjs'
 import { LiveView } from './view.mjs'
 import { seededRandom, zipfSampler } from './zipf.mjs'
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
 const DIST = path.join(ROOT, 'dist', 'index.js')
-/** How often the live view refreshes, in ms. */
-const REFRESH_MS = 1000
 /** Past the run's duration, how long starting, draining and stopping may take before the demo gives up, in ms. */
 const GRACE_MS = 60_000
 
@@ -130,17 +128,14 @@ async function run(options, human, signal) {
       signal,
     })
     const title = `peercache demo · ${nodes.length} nodes · ${options.users} users, Zipf s=${options.zipf}, origin ${workload.originMs} ms`
-    const view = options.view ? new LiveView({ out: human, nodes, record: load.record, title, durationMs: options.durationMs }) : undefined
+    const view = options.view ? new LiveView({ out: human, title }) : undefined
     const chaos = plan
       ? runChaos(plan, nodes, startedAt, signal, (text) => (view ? view.event(elapsed(), text) : say(text)))
       : Promise.resolve(null)
 
-    let loadDone = false
-    void load.done.finally(() => (loadDone = true))
-    // One refresh a second while the load runs: bounded by the load's own end.
-    while (view && !loadDone) {
-      await Promise.race([sleep(REFRESH_MS - (elapsed() % REFRESH_MS)), load.done])
-      if (!loadDone) await view.refresh(elapsed())
+    if (view) {
+      const sampler = new Sampler({ nodes, record: load.record, durationMs: options.durationMs })
+      await everySecond(elapsed, load.done, async (second) => view.draw(await sampler.sample(second)))
     }
     const record = await load.done
     const outcome = await chaos
