@@ -90,6 +90,8 @@ async function startNode(options) {
     return {
       id: options.id,
       url: peer.self,
+      // What this process thinks of its peers (the live views show it).
+      health: peer.health().map((h) => ({ peer: h.peer, state: h.state })),
       pid: process.pid,
       uptimeMs: Math.round(process.uptime() * 1000),
       ...counts,
