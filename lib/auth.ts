@@ -144,9 +144,14 @@ export class Auth {
 
 /** Whether a body read after `check` is the one that was signed. */
 export function bodyMatches(digest: string, body: Uint8Array): boolean {
-  const actual = Buffer.from(digestOf(body))
-  const claimed = Buffer.from(digest)
-  return actual.length === claimed.length && timingSafeEqual(actual, claimed)
+  return sameDigest(digest, digestOf(body))
+}
+
+/** Whether two digests are equal, compared in constant time. */
+export function sameDigest(claimed: string, actual: string): boolean {
+  const a = Buffer.from(actual)
+  const c = Buffer.from(claimed)
+  return a.length === c.length && timingSafeEqual(a, c)
 }
 
 function mac(key: Buffer, r: SignedRequest, time: string, nonce: string): Buffer {
