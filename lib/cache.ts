@@ -1,17 +1,12 @@
 // A byte-bounded LRU of entries with absolute expiry. lru-cache does the work (maxSize,
 // sizeCalculation, per-entry ttl); this class fixes the accounting and counts what happens.
 import { LRUCache } from 'lru-cache'
+import type { WireEntry } from './protocol.js'
 
-/** What a cache holds for a key: the bytes (what the wire carries) and their decoded form. */
-export interface Entry<T = unknown> {
+/** What a cache holds for a key: the value's bytes with the owner's metadata, and their decoded form. */
+export interface Entry<T = unknown> extends WireEntry {
   /** The decoded value `get` returns (the bytes themselves for a bytes group). */
   readonly value: T
-  /** The encoded value; its length is what the byte budget counts. */
-  readonly bytes: Buffer
-  /** Absolute expiry in ms since the epoch, decided by the owner; 0 means never. */
-  readonly expiresAt: number
-  /** The owner's version of the value: a later write has a larger one. */
-  readonly version: number
 }
 
 /**
@@ -97,11 +92,7 @@ export class ByteCache<T = unknown> {
     return this.#lru?.delete(key) ?? false
   }
 
-  clear(): void {
-    this.#lru?.clear()
-  }
-
-  /** Entries from most to least recently used (for snapshots and hand-off). */
+  /** @internal Entries from most to least recently used (tests check the byte accounting with it). */
   *entries(): Generator<[string, Entry<T>]> {
     if (this.#lru) yield* this.#lru.entries()
   }

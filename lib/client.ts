@@ -5,15 +5,15 @@ import { Pool } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
 import { InvalidValueError, LoadError, PeerUnavailableError } from './errors.js'
 import { type BatchItem, type Frame, FrameParser, encodeBatch } from './frames.js'
-import { HEADER, PROTOCOL_VERSION, keyPath } from './protocol.js'
+import { HEADER, PROTOCOL_VERSION, type PeerTransport, type PutMeta, type Stored, type WireEntry, keyPath } from './protocol.js'
 
 export interface PeerClientOptions {
   self: string
   basePath: string
   connectTimeoutMs: number
-  /** Until a peer starts answering (undici headersTimeout). */
+  /** Until a peer starts answering (undici headersTimeout), and for replica copies (PUT) and drops (DELETE). */
   peerTimeoutMs: number
-  /** Until a value arrives once the answer started (undici bodyTimeout), and for PUT/DELETE. */
+  /** Until a value arrives once the answer started (undici bodyTimeout), and for a set (PUT) at its owner. */
   fetchTimeoutMs: number
   connections: number
   keepAliveTimeoutMs: number
@@ -27,38 +27,9 @@ export interface PeerClientOptions {
 
 /** A get waiting for its batch to be sent. */
 interface Queued extends BatchItem {
-  resolve(f: Fetched | undefined): void
+  resolve(f: WireEntry | undefined): void
   reject(err: unknown): void
   settled: boolean
-}
-
-/** A value with the owner's metadata. `bytes` may be a view into a network buffer: copy it (ownBytes) to keep it. */
-export interface Fetched {
-  bytes: Buffer
-  expiresAt: number
-  version: number
-}
-
-/** What a peer stored for a PUT. */
-export interface Stored {
-  version: number
-  expiresAt: number
-  /** Replicas the owner could not copy a set to. */
-  unreachable: string[]
-}
-
-/** What a PUT carries besides the bytes. */
-export type PutMeta =
-  | { replica: false; ttlMs: number | undefined } // a set(): the receiver is the owner and decides version and expiry
-  | { replica: true; version: number; expiresAt: number } // the owner copying a value to a replica
-
-/** The operations a group needs from its peers (the HTTP client here; anything else in tests). */
-export interface PeerTransport {
-  get(peer: string, group: string, key: string): Promise<Fetched>
-  /** The value `peer` holds in its caches, or undefined: it never loads. */
-  peek(peer: string, group: string, key: string): Promise<Fetched | undefined>
-  put(peer: string, group: string, key: string, bytes: Uint8Array, meta: PutMeta): Promise<Stored>
-  delete(peer: string, group: string, key: string, before?: number): Promise<number>
 }
 
 interface Answer {
@@ -88,18 +59,18 @@ export class PeerClient implements PeerTransport {
    * request (a lone get is a batch of one). Rejects with LoadError/InvalidValueError (final),
    * PeerUnavailableError.
    */
-  get(peer: string, group: string, key: string): Promise<Fetched> {
-    return this.#enqueue(peer, group, key, false) as Promise<Fetched>
+  get(peer: string, group: string, key: string): Promise<WireEntry> {
+    return this.#enqueue(peer, group, key, false) as Promise<WireEntry>
   }
 
-  peek(peer: string, group: string, key: string): Promise<Fetched | undefined> {
+  peek(peer: string, group: string, key: string): Promise<WireEntry | undefined> {
     return this.#enqueue(peer, group, key, true)
   }
 
   // Callers leave through their flight (Flight's waiters), not here: a queued get has no abort
   // listener of its own, which keeps a remote hit to a few allocations.
-  #enqueue(peer: string, group: string, key: string, peek: boolean): Promise<Fetched | undefined> {
-    return new Promise<Fetched | undefined>((resolve, reject) => {
+  #enqueue(peer: string, group: string, key: string, peek: boolean): Promise<WireEntry | undefined> {
+    return new Promise<WireEntry | undefined>((resolve, reject) => {
       let queue = this.#queues.get(peer)
       if (queue === undefined) {
         queue = []
@@ -169,6 +140,7 @@ export class PeerClient implements PeerTransport {
     } finally {
       clearTimeout(timer)
       running.delete(ctl)
+      if (running.size === 0) this.#running.delete(peer)
     }
   }
 
@@ -281,7 +253,7 @@ function transportError(peer: string, err: unknown): PeerUnavailableError {
 }
 
 /** Settles a queued get: with its value (undefined: a peek that missed), or with `err` when one is given. */
-function settle(q: Queued, value: Fetched | undefined, err?: unknown): void {
+function settle(q: Queued, value: WireEntry | undefined, err?: unknown): void {
   if (q.settled) return
   q.settled = true
   if (err === undefined) q.resolve(value)

@@ -1,6 +1,8 @@
 // Codecs turn a group's typed values into bytes and back. Storage and the wire always hold bytes;
 // a codec only changes what `load` returns, what `set` takes and what `get` gives back.
-import { InvalidOptionError } from './errors.js'
+import type { Entry } from './cache.js'
+import { InvalidOptionError, InvalidValueError } from './errors.js'
+import type { WireEntry } from './protocol.js'
 
 /** Turns values of type T into bytes and back. `decode` gets bytes that `encode` made (maybe elsewhere). */
 export interface Codec<T> {
@@ -43,6 +45,27 @@ export function resolveCodec<T>(codec: CodecName | Codec<T> | undefined): Codec<
   if (codec !== null && typeof codec === 'object' && typeof codec.encode === 'function' && typeof codec.decode === 'function') return codec
   // A bad codec is a bad group option: the same error as every other one (still a TypeError).
   throw new InvalidOptionError('codec', `unknown codec ${JSON.stringify(codec)}: use 'bytes', 'string', 'json' or { encode, decode }`)
+}
+
+/** `value` as bytes, or InvalidValueError naming the group, the key and whose value it was. */
+export function encodeValue<T>(codec: Codec<T>, group: string, key: string, value: T, whose: 'load' | 'set'): Uint8Array {
+  try {
+    return codec.encode(value)
+  } catch (err) {
+    const what = whose === 'load' ? "the loader's value" : 'the value given to set()'
+    throw new InvalidValueError(group, key, `${what} cannot be stored: ${(err as Error)?.message ?? String(err)}`)
+  }
+}
+
+/** A cache entry made from bytes with their metadata, or InvalidValueError when they do not decode. */
+export function decodeEntry<T>(codec: Codec<T>, group: string, key: string, wire: WireEntry): Entry<T> {
+  let value: T
+  try {
+    value = codec.decode(wire.bytes)
+  } catch (err) {
+    throw new InvalidValueError(group, key, `the value cannot be decoded: ${(err as Error)?.message ?? String(err)}`)
+  }
+  return { value, bytes: wire.bytes, expiresAt: wire.expiresAt, version: wire.version }
 }
 
 /**

@@ -4,8 +4,10 @@
 // it out. A DNS blip must not empty the ring: a failed or empty answer keeps the last good list.
 import { Resolver } from 'node:dns/promises'
 import { isIPv6 } from 'node:net'
+import { DISCOVERY_DEFAULTS } from './defaults.js'
 import { ClosedError, InvalidOptionError, PeercacheError } from './errors.js'
 import type { Peer } from './peer.js'
+import { definedOnly } from './validate.js'
 
 /** What discovery needs of a resolver; a `node:dns/promises` Resolver fits. */
 export interface DnsResolver {
@@ -22,14 +24,21 @@ export interface DnsDiscoveryOptions {
   name: string
   /** The TCP port every peer serves the peer protocol on, e.g. 7001. Required. */
   port: number
-  /** The scheme of the peers' URLs. Default `'http'`. */
+  /**
+   * The scheme of the peers' URLs.
+   * @default {@link DISCOVERY_DEFAULTS}.protocol (`'http'`)
+   */
   protocol?: 'http' | 'https'
   /**
    * Time between the end of one resolution and the start of the next, in ms. Changes reach the ring
-   * within about this plus the record's DNS TTL. Default 5000.
+   * within about this plus the record's DNS TTL.
+   * @default {@link DISCOVERY_DEFAULTS}.intervalMs (5000)
    */
   intervalMs?: number
-  /** Which record types to ask for: 4 = A, 6 = AAAA. Ignored with `lookup`. Default `[4, 6]`. */
+  /**
+   * Which record types to ask for: 4 = A, 6 = AAAA. Ignored with `lookup`.
+   * @default {@link DISCOVERY_DEFAULTS}.families (`[4, 6]`)
+   */
   families?: readonly (4 | 6)[]
   /**
    * The resolver to ask, e.g. a `new Resolver()` from `node:dns/promises` after `setServers([...])`.
@@ -60,7 +69,6 @@ export type DiscoveryFailure = 'resolve' | 'empty' | 'invalid-address' | 'callba
 /** A resolution that gave no usable list, or an `onPeers` that threw. The last good list stays. */
 export class DiscoveryError extends PeercacheError {
   override readonly code = 'PEERCACHE_ERR_DISCOVERY'
-  override name = 'DiscoveryError'
   constructor(
     /** The DNS name that was resolved. */
     readonly hostname: string,
@@ -96,7 +104,8 @@ export class DnsDiscovery {
   constructor(options: DnsDiscoveryOptions) {
     if (options === null || typeof options !== 'object')
       throw new InvalidOptionError('options', 'new DnsDiscovery({ name, port, onPeers }) needs an options object')
-    const { name, port, protocol = 'http', intervalMs = 5000, families = [4, 6], resolver, lookup, onPeers, onError } = options
+    const { name, port, resolver, lookup, onPeers, onError } = options
+    const { protocol, intervalMs, families } = { ...DISCOVERY_DEFAULTS, ...definedOnly(options) }
     if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError('name', 'must be a non-empty DNS name')
     if (!Number.isInteger(port) || port < 1 || port > 65535)
       throw new InvalidOptionError('port', `must be an integer from 1 to 65535, got ${String(port)}`)

@@ -1,46 +1,77 @@
 // Errors are named classes with stable codes (the undici convention), so callers can branch on
 // `err.code` or `instanceof` without parsing messages. Every error about a key names its group and key.
+//
+// Every error peercache throws or rejects with is `instanceof PeercacheError`. The four input errors
+// (InvalidKeyError, InvalidGroupError, InvalidOptionError, InvalidValueError) are also `instanceof
+// TypeError`, as a bad argument is in Node's own APIs: a class cannot extend both, so they extend
+// TypeError and carry a brand that PeercacheError's `instanceof` recognises.
 
-/** Base class of every error peercache throws or rejects with. */
+const brand = Symbol.for('peercache.error')
+
+/** Base class of every error peercache throws or rejects with (see above for the input errors). */
 export class PeercacheError extends Error {
   readonly code: string = 'PEERCACHE_ERR'
-  override name = 'PeercacheError'
+
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = new.target.name
+  }
+
+  /** `err instanceof PeercacheError` holds for every peercache error, the TypeError-based ones included. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // A subclass (LoadError, …) inherits this method: for it, the usual prototype-chain check.
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class `instanceof` was asked about
+    if (this !== PeercacheError) return Function.prototype[Symbol.hasInstance].call(this, value)
+    return typeof value === 'object' && value !== null && (value as { [brand]?: true })[brand] === true
+  }
 }
+Object.defineProperty(PeercacheError.prototype, brand, { value: true })
+
+/** Base of the input errors: a TypeError, and a PeercacheError for `instanceof` through the brand. */
+class InputError extends TypeError {
+  readonly code: string = 'PEERCACHE_ERR'
+
+  constructor(message: string) {
+    super(message)
+    this.name = new.target.name
+  }
+}
+Object.defineProperty(InputError.prototype, brand, { value: true })
 
 /** A key that is not a non-empty string within the size limit. Nothing is loaded or changed. */
-export class InvalidKeyError extends TypeError {
-  readonly code = 'PEERCACHE_ERR_INVALID_KEY'
-  override name = 'InvalidKeyError'
-  constructor(
-    readonly group: string,
-    readonly key: unknown,
-    reason: string,
-  ) {
+export class InvalidKeyError extends InputError {
+  override readonly code = 'PEERCACHE_ERR_INVALID_KEY'
+  readonly group: string
+  readonly key: unknown
+
+  constructor(group: string, key: unknown, reason: string) {
     super(`peercache: group "${group}": invalid key ${describeKey(key)}: ${reason}`)
+    this.group = group
+    this.key = key
   }
 }
 
 /** A group name that does not match `[A-Za-z0-9._-]{1,64}`, or is already taken. */
-export class InvalidGroupError extends TypeError {
-  readonly code = 'PEERCACHE_ERR_INVALID_GROUP'
-  override name = 'InvalidGroupError'
-  constructor(
-    readonly group: unknown,
-    reason: string,
-  ) {
+export class InvalidGroupError extends InputError {
+  override readonly code = 'PEERCACHE_ERR_INVALID_GROUP'
+  /** The name that was given. */
+  readonly group: unknown
+
+  constructor(group: unknown, reason: string) {
     super(`peercache: invalid group name ${JSON.stringify(String(group))}: ${reason}`)
+    this.group = group
   }
 }
 
 /** Options that cannot work (a bad URL, a negative size). Thrown by constructors, synchronously. */
-export class InvalidOptionError extends TypeError {
-  readonly code = 'PEERCACHE_ERR_INVALID_OPTION'
-  override name = 'InvalidOptionError'
-  constructor(
-    readonly option: string,
-    reason: string,
-  ) {
+export class InvalidOptionError extends InputError {
+  override readonly code = 'PEERCACHE_ERR_INVALID_OPTION'
+  /** The option's name. */
+  readonly option: string
+
+  constructor(option: string, reason: string) {
     super(`peercache: option ${option}: ${reason}`)
+    this.option = option
   }
 }
 
@@ -48,15 +79,18 @@ export class InvalidOptionError extends TypeError {
  * A value that the codec cannot carry: a bytes group's loader (or `set`) gave something other than
  * a Uint8Array, or a codec threw. The value is not cached.
  */
-export class InvalidValueError extends TypeError {
-  readonly code = 'PEERCACHE_ERR_INVALID_VALUE'
-  override name = 'InvalidValueError'
-  constructor(
-    readonly group: string,
-    readonly key: string,
-    readonly reason: string,
-  ) {
+export class InvalidValueError extends InputError {
+  override readonly code = 'PEERCACHE_ERR_INVALID_VALUE'
+  readonly group: string
+  readonly key: string
+  /** What is wrong with the value (the message without the group and key). */
+  readonly reason: string
+
+  constructor(group: string, key: string, reason: string) {
     super(`peercache: group "${group}", key ${describeKey(key)}: ${reason}`)
+    this.group = group
+    this.key = key
+    this.reason = reason
   }
 }
 
@@ -66,7 +100,6 @@ export class InvalidValueError extends TypeError {
  */
 export class LoadError extends PeercacheError {
   override readonly code = 'PEERCACHE_ERR_LOAD'
-  override name = 'LoadError'
   constructor(
     readonly group: string,
     readonly key: string,
@@ -93,7 +126,6 @@ export class LoadError extends PeercacheError {
  */
 export class PeerUnavailableError extends PeercacheError {
   override readonly code = 'PEERCACHE_ERR_PEER_UNAVAILABLE'
-  override name = 'PeerUnavailableError'
   constructor(
     readonly peer: string,
     message: string,
@@ -112,7 +144,6 @@ export class PeerUnavailableError extends PeercacheError {
 /** The Peer was closed; no new get, set or remove is taken. */
 export class ClosedError extends PeercacheError {
   override readonly code = 'PEERCACHE_ERR_CLOSED'
-  override name = 'ClosedError'
   constructor() {
     super('peercache: the peer is closed')
   }
@@ -121,7 +152,6 @@ export class ClosedError extends PeercacheError {
 /** What a caller's aborted signal rejects with when the signal has no reason of its own. */
 export class AbortError extends PeercacheError {
   override readonly code = 'ABORT_ERR'
-  override name = 'AbortError'
   constructor(message = 'peercache: the operation was aborted') {
     super(message)
   }

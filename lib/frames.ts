@@ -126,9 +126,4 @@ export class FrameParser {
     this.#need = rest >= FRAME_HEADER_BYTES ? FRAME_HEADER_BYTES + buf.readUInt32LE(o + 21) : FRAME_HEADER_BYTES
     return frames
   }
-
-  /** Bytes of an unfinished frame (non-zero at the end of the stream means it was cut short). */
-  get pending(): number {
-    return this.#size
-  }
 }

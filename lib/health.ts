@@ -3,16 +3,15 @@
 // 'suspect' and 'down'; an active probe confirms a suspicion at once and, while the peer is down,
 // checks it again after a cooldown that doubles on each failed probe. A peer that is not 'up' gets no
 // new requests, so a hung peer costs callers the requests already sent to it, never one timeout per get.
-import { Agent, request } from 'undici'
+import { HEALTH_DEFAULTS } from './defaults.js'
 import { InvalidOptionError } from './errors.js'
-import { DEFAULT_BASE_PATH, HEADER, PROTOCOL_VERSION } from './protocol.js'
 import { positive } from './validate.js'
 
 /** 'up': routed to. 'suspect': a request failed, a probe is deciding. 'down': probed after a cooldown until it answers. */
 export type PeerState = 'up' | 'suspect' | 'down'
 
 /** Why a peer changed state, as `onChange` reports it. */
-export type HealthReason = 'failure' | 'probe-ok' | 'probe-failed' | 'answered' | 'marked-down' | 'marked-up'
+export type HealthReason = 'failure' | 'probe-ok' | 'probe-failed' | 'answered' | 'marked-down'
 
 /**
  * Asks `peer` whether it is serving: resolves true if so; false, a rejection or no answer within
@@ -27,23 +26,31 @@ export interface PeerHealthOptions {
   /**
    * Failed requests in a row, with no answer from the peer in between, that take it down without
    * waiting for the confirmation probe. Counts across a suspicion a probe cleared: a peer whose
-   * probe passes but whose requests keep failing goes down on its next failure. Default 2.
+   * probe passes but whose requests keep failing goes down on its next failure.
+   * @default {@link HEALTH_DEFAULTS}.failuresToDown (2)
    */
   failuresToDown?: number
-  /** How long one probe may take, in ms; past it the probe counts as failed and is aborted. Default 1000. */
+  /**
+   * How long one probe may take, in ms; past it the probe counts as failed and is aborted.
+   * @default {@link HEALTH_DEFAULTS}.probeTimeoutMs (1000)
+   */
   probeTimeoutMs?: number
   /**
    * The first cooldown of a down peer, in ms: the wait before probing it again. Each failed probe
-   * doubles it, up to `maxCooldownMs`; an answer from the peer or `markUp` resets it. Each wait is
+   * doubles it, up to `maxCooldownMs`; an answer from the peer resets it. Each wait is
    * drawn between half and all of the cooldown, so the processes that lost the same peer do not
-   * probe it in step. Default 250.
+   * probe it in step.
+   * @default {@link HEALTH_DEFAULTS}.cooldownMs (250)
    */
   cooldownMs?: number
-  /** The longest cooldown, in ms: how late at most a down peer that recovered is noticed. Default 5000. */
+  /**
+   * The longest cooldown, in ms: how late at most a down peer that recovered is noticed.
+   * @default {@link HEALTH_DEFAULTS}.maxCooldownMs (5000)
+   */
   maxCooldownMs?: number
   /**
    * Called after each change of state (never for `forget`). It runs inside `failure`/`success`/
-   * `markDown`/`markUp` or when a probe settles, so it should be quick; if it throws, the error
+   * `markDown` or when a probe settles, so it should be quick; if it throws, the error
    * becomes a process warning and detection goes on.
    */
   onChange?: (peer: string, from: PeerState, to: PeerState, reason: HealthReason) => void
@@ -113,14 +120,14 @@ export class PeerHealth {
     if (options === null || typeof options !== 'object')
       throw new InvalidOptionError('options', 'new PeerHealth({ probe }) needs an options object')
     if (typeof options.probe !== 'function') throw new InvalidOptionError('probe', 'must be a function (peer, signal) => Promise<boolean>')
-    const failuresToDown = options.failuresToDown ?? 2
+    const failuresToDown = options.failuresToDown ?? HEALTH_DEFAULTS.failuresToDown
     if (!Number.isInteger(failuresToDown) || failuresToDown < 1)
       throw new InvalidOptionError('failuresToDown', `must be an integer ≥ 1, got ${String(failuresToDown)}`)
     this.#probe = options.probe
     this.#failuresToDown = failuresToDown
-    this.#probeTimeoutMs = positive('probeTimeoutMs', options.probeTimeoutMs ?? 1000)
-    this.#cooldownMs = positive('cooldownMs', options.cooldownMs ?? 250)
-    this.#maxCooldownMs = positive('maxCooldownMs', options.maxCooldownMs ?? 5000)
+    this.#probeTimeoutMs = positive('probeTimeoutMs', options.probeTimeoutMs ?? HEALTH_DEFAULTS.probeTimeoutMs)
+    this.#cooldownMs = positive('cooldownMs', options.cooldownMs ?? HEALTH_DEFAULTS.cooldownMs)
+    this.#maxCooldownMs = positive('maxCooldownMs', options.maxCooldownMs ?? HEALTH_DEFAULTS.maxCooldownMs)
     if (this.#maxCooldownMs < this.#cooldownMs)
       throw new InvalidOptionError('maxCooldownMs', `must be ≥ cooldownMs (${this.#cooldownMs}), got ${this.#maxCooldownMs}`)
     for (const name of ['onChange', 'now', 'random'] as const) {
@@ -135,10 +142,6 @@ export class PeerHealth {
   isAvailable(peer: string): boolean {
     const p = this.#peers.get(peer)
     return p === undefined || p.state === 'up'
-  }
-
-  state(peer: string): PeerState {
-    return this.#peers.get(peer)?.state ?? 'up'
   }
 
   /**
@@ -186,14 +189,6 @@ export class PeerHealth {
     if (p.state === 'down') return
     p.deciding = false // a probe begun before the announcement must not bring it back
     this.#enter(p, 'down', 'marked-down')
-  }
-
-  /** Puts `peer` back now, e.g. when it announced that it is back, with a clean record. */
-  markUp(peer: string): void {
-    const p = this.#peers.get(peer)
-    if (p === undefined || this.#closed) return
-    this.#clear(p)
-    this.#enter(p, 'up', 'marked-up')
   }
 
   /** Drops everything known about `peer` (it left the membership): no more probes, its probe under way is aborted. */
@@ -349,7 +344,7 @@ export class PeerHealth {
   }
 
   #probed(p: Tracked, ok: boolean): void {
-    // Only reached if nothing fresher (an answer, markUp, markDown) came while the probe ran.
+    // Only reached if nothing fresher (an answer, markDown) came while the probe ran.
     if (ok) {
       this.#enter(p, 'up', 'probe-ok')
       return
@@ -365,45 +360,6 @@ async function runProbe(probe: HealthProbe, peer: string, signal: AbortSignal): 
     return (await probe(peer, signal)) === true
   } catch {
     return false
-  }
-}
-
-export interface HttpProbeOptions {
-  /** The peer protocol's path prefix; the probe is `GET {basePath}health`. Default `/_peercache/`. */
-  basePath?: string
-  /** This peer's URL, sent as `x-peercache-from` (for the other side's logs). Optional. */
-  self?: string
-  /**
-   * Connect, headers and body timeout of a probe request, in ms: a backstop to the probe's signal,
-   * so give PeerHealth's `probeTimeoutMs`. Default 1000.
-   */
-  timeoutMs?: number
-}
-
-export interface HttpProbe {
-  readonly probe: HealthProbe
-  /** Closes the probes' connections; call after `PeerHealth.close()`. */
-  close(): Promise<void>
-}
-
-/**
- * The standard probe: `GET {basePath}health` answered 200 (a peer that is closing answers 503, one
- * that speaks another protocol version 400). Probes have their own undici Agent, one connection per
- * peer, so a probe never queues behind requests stuck on a hung peer.
- */
-export function createHttpProbe(options: HttpProbeOptions = {}): HttpProbe {
-  const basePath = options.basePath ?? DEFAULT_BASE_PATH
-  const timeoutMs = positive('timeoutMs', options.timeoutMs ?? 1000)
-  const headers: Record<string, string> = { [HEADER.protocol]: String(PROTOCOL_VERSION) }
-  if (options.self !== undefined) headers[HEADER.from] = options.self
-  const agent = new Agent({ connections: 1, connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
-  return {
-    probe: async (peer, signal) => {
-      const res = await request(`${peer}${basePath}health`, { dispatcher: agent, signal, headers })
-      await res.body.dump()
-      return res.statusCode === 200
-    },
-    close: () => agent.close().catch(() => agent.destroy()),
   }
 }
 

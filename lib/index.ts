@@ -1,7 +1,19 @@
 // The public API. Everything else under lib/ is internal.
-export { Peer, type PeerOptions, type ListenOptions } from './peer.js'
+export { Peer } from './peer.js'
 export { Group } from './group.js'
-export type { GroupOptions, GetOptions, GroupStats, LoadContext, Loaded, SetOptions, SetResult, RemoveResult } from './options.js'
+export type {
+  PeerOptions,
+  ListenOptions,
+  GroupOptions,
+  GetOptions,
+  GroupStats,
+  LoadContext,
+  Loaded,
+  SetOptions,
+  SetResult,
+  RemoveResult,
+} from './options.js'
+export { PEER_DEFAULTS, LISTEN_DEFAULTS, GROUP_DEFAULTS, HEALTH_DEFAULTS, DISCOVERY_DEFAULTS } from './defaults.js'
 export type { CacheStats } from './cache.js'
 export type { Codec, CodecName } from './codec.js'
 export type { Handler } from './server.js'

@@ -1,6 +1,100 @@
-// The types a group's user writes against: its options, the loader's context, results and stats.
+// The types a user writes against: the options of a Peer and of its groups (each documented where it
+// is declared, with its unit and default: the values live in defaults.ts), the loader's context,
+// results and stats.
 import type { CacheStats } from './cache.js'
 import type { Codec, CodecName } from './codec.js'
+import type { GROUP_DEFAULTS, LISTEN_DEFAULTS, PEER_DEFAULTS } from './defaults.js'
+import type { HealthReason, PeerState } from './health.js'
+
+export interface PeerOptions {
+  /**
+   * The URL at which the other peers reach this process, e.g. `http://10.0.0.5:7001`. Only the
+   * origin (scheme, host, port) counts: it is this peer's identity on the ring. Required.
+   */
+  self: string
+  /**
+   * Every peer's URL, this one included (added if missing). The order does not matter: every
+   * process given the same set builds the same ring. Default: `[self]`.
+   */
+  peers?: readonly string[]
+  /**
+   * Path prefix of the peer protocol; must start and end with `/`.
+   * @default {@link PEER_DEFAULTS}.basePath (`/_peercache/`)
+   */
+  basePath?: string
+  /**
+   * Points per peer on the hash ring; lower it to 100-160 above ~200 peers (README, "Defaults").
+   * @default {@link PEER_DEFAULTS}.vnodes (500)
+   */
+  vnodes?: number
+  /**
+   * How long a peer may take to start answering a fetch, in ms (undici's headersTimeout), and how
+   * long a replica copy (PUT) or a drop (DELETE) may take. Peers send headers before they wait on any
+   * load, so this measures whether the peer is alive, not the origin: past it the peer is suspect
+   * and the next replica or a local load answers.
+   * @default {@link PEER_DEFAULTS}.peerTimeoutMs (1000)
+   */
+  peerTimeoutMs?: number
+  /**
+   * How long a value may take once a peer has started answering, in ms (undici's bodyTimeout: the
+   * longest silence between frames), and how long a set may take at its owner (which copies it to
+   * its replicas meanwhile). It includes the owner's origin load, so keep it above your loader's
+   * slowest normal latency.
+   * @default {@link PEER_DEFAULTS}.fetchTimeoutMs (5000)
+   */
+  fetchTimeoutMs?: number
+  /**
+   * How long connecting to a peer may take, in ms (undici's connectTimeout).
+   * @default {@link PEER_DEFAULTS}.connectTimeoutMs (1000)
+   */
+  connectTimeoutMs?: number
+  /**
+   * Keep-alive connections per peer (undici Pool `connections`).
+   * @default {@link PEER_DEFAULTS}.connections (8)
+   */
+  connections?: number
+  /**
+   * HTTP/1.1 requests in flight per connection (undici `pipelining`; 1: none).
+   * @default {@link PEER_DEFAULTS}.pipelining (1)
+   */
+  pipelining?: number
+  /**
+   * How long an idle keep-alive connection to a peer stays open, in ms.
+   * @default {@link PEER_DEFAULTS}.keepAliveTimeoutMs (4000)
+   */
+  keepAliveTimeoutMs?: number
+  /**
+   * Most keys in one batched fetch. Gets bound for the same peer within one event-loop turn travel
+   * in one request (README, "Protocol"); 1 turns batching off.
+   * @default {@link PEER_DEFAULTS}.maxBatchKeys (128)
+   */
+  maxBatchKeys?: number
+  /**
+   * How long a health probe (`GET {basePath}health`) may take, in ms.
+   * @default {@link PEER_DEFAULTS}.probeTimeoutMs (1000)
+   */
+  probeTimeoutMs?: number
+  /** Called when another peer's state changes (up, suspect, down): for logs and metrics. */
+  onPeerStateChange?: (peer: string, from: PeerState, to: PeerState, reason: HealthReason) => void
+  /**
+   * Most requests under way at once when one operation fans out (replica copies, remove broadcasts).
+   * @default {@link PEER_DEFAULTS}.fanOut (16)
+   */
+  fanOut?: number
+}
+
+export interface ListenOptions {
+  /**
+   * The TCP port; 0: any free port.
+   * @default {@link LISTEN_DEFAULTS}.port (0)
+   */
+  port?: number
+  /**
+   * The address to bind. Bind to an address the other peers can reach.
+   * @default {@link LISTEN_DEFAULTS}.host (`127.0.0.1`)
+   */
+  host?: string
+}
 
 /** What a loader gets besides the key. */
 export interface LoadContext {
@@ -27,33 +121,46 @@ export interface GroupOptions<T = Buffer> {
   maxBytes: number
   /** The origin: called at most once at a time per key in this process, normally only at the key's owner. */
   load: (key: string, ctx: LoadContext) => Promise<Loaded<T>> | Loaded<T>
-  /** How values become bytes: 'bytes' (the default: Buffer out), 'string' (UTF-8), 'json', or { encode, decode }. */
+  /**
+   * How values become bytes: 'bytes' (Buffer out), 'string' (UTF-8), 'json', or { encode, decode }.
+   * @default {@link GROUP_DEFAULTS}.codec (`'bytes'`)
+   */
   codec?: CodecName | Codec<T>
   /**
    * How many peers hold each key: the owner and the next `replicas - 1` distinct peers on the ring,
    * which take over at once when the owner dies. 1 is groupcache's behaviour (owner only). Each
-   * extra replica costs main-cache room and one PUT per fill. Default 2; 1 to 5.
+   * extra replica costs main-cache room and one PUT per fill. 1 to 5.
+   * @default {@link GROUP_DEFAULTS}.replicas (2)
    */
   replicas?: number
   /**
    * Share of `maxBytes` for the hot cache (copies of keys that other peers own and this process
-   * asks for often), from 0 (off) to 0.5. Default 0.125 (groupcache keeps 1/8 of the main cache's size).
+   * asks for often), from 0 (off) to 0.5 (groupcache keeps 1/8 of the main cache's size).
+   * @default {@link GROUP_DEFAULTS}.hotCacheRatio (0.125)
    */
   hotCacheRatio?: number
   /**
    * How many fetches of a key from its owner, within the recent window (about 4,000 fetches),
-   * make it hot enough to keep a copy here. Default 2: a key asked for again is hot, a one-off is not.
+   * make it hot enough to keep a copy here: at 2, a key asked for again is hot, a one-off is not.
+   * @default {@link GROUP_DEFAULTS}.hotThreshold (2)
    */
   hotThreshold?: number
-  /** Default time to live of values in ms; 0 or undefined: no expiry. The loader (`ctx.ttlMs`) and `set` can override it per key. */
+  /**
+   * Time to live of values in ms; 0: no expiry. The loader (`ctx.ttlMs`) and `set` can override it per key.
+   * @default {@link GROUP_DEFAULTS}.ttlMs (0)
+   */
   ttlMs?: number
   /**
    * For how long after its expiry a value may still be returned, in ms, while one background
    * refresh (per key and process) gets the new one: gets stay fast when a popular key expires.
-   * Off (0) by default: an expired value is then never returned.
+   * 0: off, an expired value is never returned.
+   * @default {@link GROUP_DEFAULTS}.staleWhileRevalidateMs (0)
    */
   staleWhileRevalidateMs?: number
-  /** Longest key, in bytes of UTF-8. Default 4096. */
+  /**
+   * Longest key, in bytes of UTF-8.
+   * @default {@link GROUP_DEFAULTS}.maxKeyBytes (4096)
+   */
   maxKeyBytes?: number
 }
 
@@ -124,4 +231,13 @@ export interface GroupStats {
   main: CacheStats
   /** The hot cache (copies of hot keys owned elsewhere). */
   hot: CacheStats
+}
+
+/** The counters a group and its parts (owner side, replication) add to; stats() reports them. */
+export type GroupCounters = { -readonly [K in Exclude<keyof GroupStats, 'group' | 'inFlight' | 'main' | 'hot'>]: number }
+
+export function zeroCounters(): GroupCounters {
+  const names = ['gets', 'mainHits', 'hotHits', 'staleHits', 'loads', 'dedupedLoads', 'peerLoads', 'peerErrors', 'localLoads']
+  names.push('serverRequests', 'loadErrors', 'sets', 'removes', 'replicaWrites', 'replicaFills')
+  return Object.fromEntries(names.map((n) => [n, 0])) as GroupCounters
 }

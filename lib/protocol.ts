@@ -4,8 +4,6 @@
 /** Raised on any incompatible change; a peer answers a request of another version with 400 `protocol`. */
 export const PROTOCOL_VERSION = 2
 
-export const DEFAULT_BASE_PATH = '/_peercache/'
-
 export const HEADER = {
   /** Request and response: the protocol version the sender speaks. */
   protocol: 'x-peercache-protocol',
@@ -49,4 +47,57 @@ export function encodeKey(key: string): string {
 /** The path of a key's resource: `{basePath}{group}/{encoded key}`. */
 export function keyPath(basePath: string, group: string, key: string): string {
   return `${basePath}${group}/${encodeKey(key)}`
+}
+
+// The shapes both ends of the wire share. The client (client.ts) produces and consumes them for a
+// group; the server (server.ts) hands requests to a group's owner side (owner.ts) through ServedGroup.
+
+/** A value as it crosses the wire, with the owner's metadata. `bytes` may be a view into a network buffer: copy it (ownBytes) to keep it. */
+export interface WireEntry {
+  readonly bytes: Buffer
+  /** Absolute expiry in ms since the epoch, decided by the owner; 0: never. */
+  readonly expiresAt: number
+  /** The owner's version of the value: a later write has a larger one. */
+  readonly version: number
+}
+
+/** What a peer stored for a PUT. */
+export interface Stored {
+  version: number
+  expiresAt: number
+  /** Replicas the owner could not copy a set to. */
+  unreachable: string[]
+}
+
+/** What a PUT carries besides the bytes. */
+export type PutMeta =
+  | { replica: false; ttlMs: number | undefined } // a set(): the receiver is the owner and decides version and expiry
+  | { replica: true; version: number; expiresAt: number } // the owner copying a value to a replica
+
+/** What a group asks of other peers (the HTTP client; anything else in tests). */
+export interface PeerTransport {
+  /** The value `peer` holds or loads for `key` (it never asks another peer). */
+  get(peer: string, group: string, key: string): Promise<WireEntry>
+  /** The value `peer` holds in its caches, or undefined: it never loads. */
+  peek(peer: string, group: string, key: string): Promise<WireEntry | undefined>
+  put(peer: string, group: string, key: string, bytes: Uint8Array, meta: PutMeta): Promise<Stored>
+  /** Drops `key` at `peer` (copies older than `before`, when given); resolves with the peer's tombstone version. */
+  delete(peer: string, group: string, key: string, before?: number): Promise<number>
+}
+
+/** What the server needs of a group: its answers to peers (owner.ts). */
+export interface ServedGroup {
+  /** The largest value this group can cache, in bytes: a bigger PUT body is refused (413). */
+  readonly maxValueBytes: number
+  /** The cached entry for `key`, if any: never loads. */
+  peek(key: string): WireEntry | undefined
+  /**
+   * The entry for `key`: from the caches at once, or a promise of a local load (never from another
+   * peer). `signal` is asked for only when the key has to wait for a load.
+   */
+  serve(key: string, signal: () => AbortSignal): WireEntry | Promise<WireEntry>
+  /** A PUT: a set at this peer as the owner, or the owner's copy for this replica. */
+  put(key: string, bytes: Buffer, meta: PutMeta): Promise<Stored>
+  /** A DELETE: drop the copies of `key` (older than `before`, when given); returns the tombstone version. */
+  drop(key: string, before?: number): number
 }

@@ -1,6 +1,7 @@
 // The consistent-hash ring: every peer is placed at `vnodes` points on a 32-bit circle, and a key
 // belongs to the first point clockwise from the key's hash. Adding or removing one of N peers moves
 // only the keys of its arcs, about 1/N of them.
+import { PEER_DEFAULTS } from './defaults.js'
 import { h32 } from './hash.js'
 
 /** xxHash32 of a string's UTF-8 bytes: the ring's hash for keys and virtual nodes. */
@@ -8,16 +9,10 @@ export function hashKey(key: string, seed = 0): number {
   return h32(key, seed)
 }
 
-/**
- * The default number of points per peer (README, "Defaults", measured by `npm run bench -- --only ring`):
- * the busiest of 3 peers holds 1.04x the mean share of keys at 500 points, 1.08x at 160.
- */
-export const DEFAULT_VNODES = 500
-
 /** The size of the hash circle: hashes are 32-bit. */
 const CIRCLE = 2 ** 32
 
-/** Points are numbered below this (2^21), which bounds peers × vnodes. */
+/** Points are numbered below this (2^21), which bounds peers × vnodes. (How the default of vnodes was chosen: README, "Defaults".) */
 const INDEX_SPAN = 2 ** 21
 
 /** One stretch of the ring's circle (`Ring.arcs`): hashes in `from < h <= to`, wrapping past 2^32 when `to <= from`. */
@@ -40,7 +35,7 @@ export class Ring {
   readonly #points: Uint32Array
   readonly #owners: Uint32Array
 
-  constructor(peers: Iterable<string>, vnodes = DEFAULT_VNODES) {
+  constructor(peers: Iterable<string>, vnodes: number = PEER_DEFAULTS.vnodes) {
     if (!Number.isInteger(vnodes) || vnodes < 1 || vnodes > 10_000)
       throw new RangeError(`vnodes must be an integer from 1 to 10000, got ${vnodes}`)
     this.peers = [...new Set(peers)].sort()
@@ -65,16 +60,6 @@ export class Ring {
       this.#points[j] = (packed[j]! - i) / INDEX_SPAN
       this.#owners[j] = Math.floor(i / vnodes)
     }
-  }
-
-  get size(): number {
-    return this.peers.length
-  }
-
-  /** The peer that owns `key`, or undefined on an empty ring. */
-  owner(key: string): string | undefined {
-    if (this.#points.length === 0) return undefined
-    return this.peers[this.#owners[this.#index(hashKey(key))]!]
   }
 
   /**

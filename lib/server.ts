@@ -3,28 +3,9 @@
 // peers that disagree about an owner during a membership change cannot bounce a key between them.
 import { setMaxListeners } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Entry } from './cache.js'
-import type { PutMeta, Stored } from './client.js'
 import { InvalidKeyError, InvalidValueError, LoadError } from './errors.js'
 import { type BatchItem, decodeBatch, encodeFrame } from './frames.js'
-import { type ErrorReason, HEADER, PROTOCOL_VERSION } from './protocol.js'
-
-/** What the server needs of a group. */
-export interface ServedGroup {
-  /** The largest value this group can cache, in bytes: a bigger PUT body is refused (413). */
-  readonly maxValueBytes: number
-  /** The cached entry for `key`, if any: never loads. */
-  peek(key: string): Entry | undefined
-  /**
-   * The entry for `key`: from the caches at once, or a promise of a local load (never from another
-   * peer). `signal` is asked for only when the key has to wait for a load.
-   */
-  serve(key: string, signal: () => AbortSignal): Entry | Promise<Entry>
-  /** A PUT: a set at this peer as the owner, or the owner's copy for this replica. */
-  store(key: string, bytes: Buffer, meta: PutMeta): Promise<Stored>
-  /** A DELETE: drop the copies of `key` (older than `before`, when given). */
-  drop(key: string, before?: number): number
-}
+import { type ErrorReason, HEADER, PROTOCOL_VERSION, type PutMeta, type ServedGroup, type WireEntry } from './protocol.js'
 
 export interface HandlerOptions {
   basePath: string
@@ -83,7 +64,7 @@ function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerR
     }
     const q = url.indexOf('?', basePath.length)
     const parts = url.slice(basePath.length, q === -1 ? undefined : q).split('/')
-    if (parts.length === 1 && parts[0] === 'health') return health(req, res, options)
+    if (parts.length === 1 && parts[0] === 'health') return answerHealth(res, options)
     if (parts.length === 1 && parts[0] === 'leave' && req.method === 'POST') {
       const from = req.headers[HEADER.from]
       if (typeof from !== 'string') return fail(res, 'bad-request', `leave needs ${HEADER.from}`)
@@ -93,7 +74,7 @@ function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerR
     }
     if (parts.length === 1 && parts[0] === 'batch' && req.method === 'POST') {
       if (options.closing()) return fail(res, 'closing', 'this peer is shutting down')
-      return void serveBatch(options, req, res)
+      return void answerBatch(options, req, res)
     }
     if (parts.length !== 2) return fail(res, 'bad-request', 'expected {basePath}{group}/{key}')
     if (options.closing()) return fail(res, 'closing', 'this peer is shutting down')
@@ -109,9 +90,9 @@ function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerR
     switch (req.method) {
       case 'GET':
       case 'HEAD':
-        return void serveKey(group, key, req, res)
+        return void answerGet(group, key, req, res)
       case 'PUT':
-        return void storeKey(group, key, req, res)
+        return void answerPut(group, key, req, res)
       case 'DELETE': {
         const before = optionalNumber(req.headers[HEADER.version])
         if (before === null) return fail(res, 'bad-request', `bad ${HEADER.version} header`)
@@ -129,7 +110,7 @@ function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerR
 }
 
 /** The frames of a batch go out as their values are ready, gathered per microtask into one write. */
-async function serveBatch(options: HandlerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function answerBatch(options: HandlerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   let items: BatchItem[]
   try {
     items = decodeBatch(await readBody(req, MAX_BATCH_BODY_BYTES))
@@ -150,7 +131,7 @@ async function serveBatch(options: HandlerOptions, req: IncomingMessage, res: Se
     return ac.signal
   }
   const ready: Buffer[] = []
-  const waiting: [number, Promise<Entry>][] = []
+  const waiting: [number, Promise<WireEntry>][] = []
   for (const [i, { group: name, key, peek }] of items.entries()) {
     const group = options.group(name)
     if (group === undefined) {
@@ -225,7 +206,7 @@ function errorFrame(i: number, err: unknown): Buffer[] {
   return encodeFrame(i, reason, Buffer.from(message))
 }
 
-async function storeKey(group: ServedGroup, key: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function answerPut(group: ServedGroup, key: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const h = req.headers
   const replica = h[HEADER.replica] === '1'
   const version = optionalNumber(h[HEADER.version])
@@ -242,7 +223,7 @@ async function storeKey(group: ServedGroup, key: string, req: IncomingMessage, r
   }
   try {
     const meta: PutMeta = replica ? { replica: true, version: version!, expiresAt: expiresAt ?? 0 } : { replica: false, ttlMs }
-    const stored = await group.store(key, body, meta)
+    const stored = await group.put(key, body, meta)
     res.statusCode = 204
     res.setHeader(HEADER.protocol, String(PROTOCOL_VERSION))
     res.setHeader(HEADER.version, String(stored.version))
@@ -287,7 +268,7 @@ function optionalNumber(v: string | string[] | undefined): number | undefined | 
   return typeof v === 'string' && v !== '' && Number.isFinite(n) && n >= 0 ? n : null
 }
 
-async function serveKey(group: ServedGroup, key: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function answerGet(group: ServedGroup, key: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   // The asker hanging up (its own caller aborted, or it timed out) takes its wait off the flight.
   const ac = new AbortController()
   const onClose = () => {
@@ -311,7 +292,7 @@ async function serveKey(group: ServedGroup, key: string, req: IncomingMessage, r
   }
 }
 
-function health(_req: IncomingMessage, res: ServerResponse, options: HandlerOptions): void {
+function answerHealth(res: ServerResponse, options: HandlerOptions): void {
   const closing = options.closing()
   res.statusCode = closing ? 503 : 200
   res.setHeader('content-type', 'application/json')

@@ -4,7 +4,11 @@
 import { LRUCache } from 'lru-cache'
 import { ByteCache, type CacheStats, type Entry } from './cache.js'
 
-/** How long a removal is remembered, in ms: longer than any write can be in transit (fetch timeout). */
+/**
+ * How long a removal is remembered, in ms. A write older than the removal must arrive within this
+ * to be refused: a replica copy or drop is bounded by peerTimeoutMs, a set or a fetch by
+ * fetchTimeoutMs (5 s by default); 60 s covers both unless those are raised past it.
+ */
 const TOMBSTONE_TTL_MS = 60_000
 const TOMBSTONE_MAX = 100_000
 

@@ -25,3 +25,10 @@ export function checkKey(group: string, key: unknown, maxKeyBytes: number): asse
   if (!(key as unknown as { isWellFormed(): boolean }).isWellFormed())
     throw new InvalidKeyError(group, key, 'keys are well-formed Unicode (no lone surrogate)')
 }
+
+/** The options that were given a value: spread over a defaults object, an explicit `undefined` (or null) keeps the default. */
+export function definedOnly<O extends object>(options: O): Partial<O> {
+  const out: Partial<O> = {}
+  for (const [k, v] of Object.entries(options)) if (v !== undefined && v !== null) (out as Record<string, unknown>)[k] = v
+  return out
+}

@@ -52,7 +52,6 @@ t.test('a zero budget stores nothing', async (t) => {
   t.same(cache.stats(), { bytes: 0, items: 0, maxBytes: 0, evictions: 0, expirations: 0 })
   t.same([...cache.entries()], [])
   t.equal(cache.delete('k'), false)
-  cache.clear()
 })
 
 t.test('entries expire at their absolute time and are never returned after it', async (t) => {
@@ -87,6 +86,5 @@ t.test('LRU order: the least recently used entry is evicted first', async (t) =>
   )
   t.equal(cache.stats().evictions, 1)
   t.equal(cache.delete('a'), true)
-  cache.clear()
-  t.equal(cache.stats().items, 0)
+  t.equal(cache.stats().items, 2)
 })

@@ -54,7 +54,7 @@ async function askerOf(t: TapTest, other: string): Promise<{ g: Group; key: stri
   const origin = new Origin()
   const g = peer.group('g', { maxBytes: 1 << 20, replicas: 1, load: origin.loaderFor('asker') as Load })
   const ring = new Ring([self, other])
-  return { g, key: findKey((k) => ring.owner(k) === other, numberedKeys('remote-')), origin }
+  return { g, key: findKey((k) => ring.owners(k, 1)[0] === other, numberedKeys('remote-')), origin }
 }
 
 /** Asserts that a get of a key owned by `other` settles with a local load and counts a peer error. */
@@ -117,7 +117,7 @@ t.test('many gets of different keys on a hung peer each settle within the bound'
   const hung = await hungPeer(t)
   const { g } = await askerOf(t, hung.url)
   const ring = new Ring([hung.url, 'x'])
-  const keys = [...numberedKeys('many-', 2000)].filter((k) => ring.owner(k) === hung.url).slice(0, 24)
+  const keys = [...numberedKeys('many-', 2000)].filter((k) => ring.owners(k, 1)[0] === hung.url).slice(0, 24)
   // One get per event-loop turn, so they do not share a batch: each is its own request to the hung peer.
   const gets: Promise<string | 'hung'>[] = []
   for (const key of keys) {

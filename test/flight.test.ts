@@ -79,9 +79,9 @@ t.test('an aborted waiter leaves at once; the call goes on for the others and ru
   const d = deferred<string>()
   let starts = 0
   let callSignal: AbortSignal | undefined
-  const start = (s: AbortSignal) => {
+  const start = (call: CallState) => {
     starts++
-    callSignal = s
+    callSignal = call.signal
     return d.promise
   }
   const leaving = new AbortController()

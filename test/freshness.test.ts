@@ -5,7 +5,8 @@
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { InvalidKeyError, InvalidOptionError, InvalidValueError, type Group } from '../lib/index.js'
-import { DEFAULT_BASE_PATH, HEADER, PROTOCOL_VERSION, keyPath } from '../lib/protocol.js'
+import { PEER_DEFAULTS } from '../lib/defaults.js'
+import { HEADER, PROTOCOL_VERSION, keyPath } from '../lib/protocol.js'
 import { Ring } from '../lib/ring.js'
 import { GROUP, eventually, loaded, pastTime, startGroupCluster, type GroupCluster } from './helpers/inproc.js'
 import { freePort } from './helpers/net.js'
@@ -226,7 +227,7 @@ async function addDeadOwner(c: GroupCluster): Promise<{ dead: string; ring: Ring
   const members = [...c.urls, dead]
   for (const p of c.peers) p.setPeers(members)
   const ring = new Ring(members)
-  return { dead, ring, key: findKey((k) => ring.owner(k) === dead) }
+  return { dead, ring, key: findKey((k) => ring.owners(k, 1)[0] === dead) }
 }
 
 t.test('remove with a peer down resolves and names it', async (t) => {
@@ -334,7 +335,7 @@ async function copyFromAheadOwner(url: string, key: string, value: string, ahead
     [HEADER.replica]: '1',
     [HEADER.version]: String((Date.now() + aheadMs) * 1000),
   }
-  const res = await fetch(`${url}${keyPath(DEFAULT_BASE_PATH, GROUP, key)}`, { method: 'PUT', headers, body: value })
+  const res = await fetch(`${url}${keyPath(PEER_DEFAULTS.basePath, GROUP, key)}`, { method: 'PUT', headers, body: value })
   return res.status
 }
 

@@ -5,7 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
 import { InvalidOptionError } from '../lib/errors.js'
-import { createHttpProbe, type HealthProbe, PeerHealth, type PeerHealthOptions } from '../lib/health.js'
+import { type HealthProbe, PeerHealth, type PeerHealthOptions } from '../lib/health.js'
+import { createHttpProbe } from '../lib/probe.js'
 
 const A = 'http://127.0.0.1:1'
 const B = 'http://127.0.0.1:2'
@@ -60,23 +61,25 @@ function makeHealth(t: Test, options: PeerHealthOptions) {
 }
 
 const snap = (h: PeerHealth, peer: string) => h.snapshot().find((s) => s.peer === peer)
+/** A peer health has no record of is up. */
+const stateOf = (h: PeerHealth, peer: string) => snap(h, peer)?.state ?? 'up'
 
 t.test('a failure makes a peer suspect and probes it; failuresToDown failures in a row take it down', async (t) => {
   const p = scriptedProbe()
   const { health, changes } = makeHealth(t, { probe: p.probe, cooldownMs: 5_000 })
   t.equal(health.isAvailable(A), true, 'a peer never heard of is up')
   health.failure(A, new Error('ECONNRESET'))
-  t.equal(health.state(A), 'suspect')
+  t.equal(stateOf(health, A), 'suspect')
   t.equal(health.isAvailable(A), false, 'no new request goes to a suspect')
   t.equal(p.calls.length, 1, 'one confirmation probe at once')
   t.equal(p.calls[0]!.peer, A)
   health.failure(A, new Error('ECONNRESET'))
-  t.equal(health.state(A), 'down', 'the second failure in a row does not wait for the probe')
+  t.equal(stateOf(health, A), 'down', 'the second failure in a row does not wait for the probe')
   t.same(changes, ['A up>suspect:failure', 'A suspect>down:failure'])
   t.equal(snap(health, A)!.lastError, 'ECONNRESET')
   p.calls[0]!.answer(false)
   await until(() => snap(health, A)!.nextProbeAt !== undefined, 'the cooldown is scheduled')
-  t.equal(health.state(A), 'down')
+  t.equal(stateOf(health, A), 'down')
   t.equal(health.isAvailable(B), true, 'other peers are not affected')
 })
 
@@ -85,15 +88,15 @@ t.test('an answer clears the record: failures must be in a row', async (t) => {
   const { health, changes } = makeHealth(t, { probe: p.probe, failuresToDown: 3 })
   health.failure(A)
   health.failure(A)
-  t.equal(health.state(A), 'suspect', 'two failures of three')
+  t.equal(stateOf(health, A), 'suspect', 'two failures of three')
   health.success(A)
-  t.equal(health.state(A), 'up')
+  t.equal(stateOf(health, A), 'up')
   t.equal(snap(health, A)!.failures, 0)
   health.failure(A)
   health.failure(A)
-  t.equal(health.state(A), 'suspect', 'the count started again')
+  t.equal(stateOf(health, A), 'suspect', 'the count started again')
   health.failure(A)
-  t.equal(health.state(A), 'down')
+  t.equal(stateOf(health, A), 'down')
   health.success(A)
   t.equal(health.isAvailable(A), true, 'a late answer brings a down peer back at once')
   t.same(changes, ['A up>suspect:failure', 'A suspect>up:answered', 'A up>suspect:failure', 'A suspect>down:failure', 'A down>up:answered'])
@@ -110,10 +113,10 @@ t.test('one failed request reported by each of its waiters counts once', async (
   const { health } = makeHealth(t, { probe: p.probe })
   const batchFailed = new Error('ECONNRESET')
   for (let key = 0; key < 50; key++) health.failure(A, batchFailed) // fifty gets shared one request
-  t.equal(health.state(A), 'suspect', 'suspect, not down: the probe still decides')
+  t.equal(stateOf(health, A), 'suspect', 'suspect, not down: the probe still decides')
   t.equal(snap(health, A)!.failures, 1)
   health.failure(A, new Error('ECONNRESET'))
-  t.equal(health.state(A), 'down', 'a second request failing is a second failure')
+  t.equal(stateOf(health, A), 'down', 'a second request failing is a second failure')
 })
 
 t.test('the confirmation probe decides a suspicion', async (t) => {
@@ -124,7 +127,7 @@ t.test('the confirmation probe decides a suspicion', async (t) => {
   const { health, changes } = makeHealth(t, { probe: async (peer) => answers.get(peer)!, cooldownMs: 5_000 })
   health.failure(A)
   health.failure(B)
-  await until(() => health.state(A) === 'down' && health.state(B) === 'up', 'both probes decided')
+  await until(() => stateOf(health, A) === 'down' && stateOf(health, B) === 'up', 'both probes decided')
   t.same(changes, ['A up>suspect:failure', 'B up>suspect:failure', 'A suspect>down:probe-failed', 'B suspect>up:probe-ok'])
   t.match(snap(health, A), { probes: 1, failedProbes: 1, downs: 1 })
   t.match(snap(health, B), { probes: 1, failedProbes: 0, downs: 0 })
@@ -135,13 +138,13 @@ t.test('a suspicion a probe cleared stays on probation until the peer answers a 
   const { health, changes } = makeHealth(t, { probe: p.probe, cooldownMs: 5_000 })
   health.failure(A)
   p.calls[0]!.answer(true)
-  await until(() => health.state(A) === 'up', 'the probe cleared it')
+  await until(() => stateOf(health, A) === 'up', 'the probe cleared it')
   health.failure(A)
-  t.equal(health.state(A), 'down', 'health answers but requests fail: down on the next failure')
+  t.equal(stateOf(health, A), 'down', 'health answers but requests fail: down on the next failure')
   t.equal(p.calls.length, 1, 'without a second confirmation probe')
   health.success(A)
   health.failure(A)
-  t.equal(health.state(A), 'suspect', 'an answered request ends the probation')
+  t.equal(stateOf(health, A), 'suspect', 'an answered request ends the probation')
   t.equal(p.calls.length, 2)
   t.same(changes, ['A up>suspect:failure', 'A suspect>up:probe-ok', 'A up>down:failure', 'A down>up:answered', 'A up>suspect:failure'])
 })
@@ -163,7 +166,7 @@ t.test('while down, the cooldown between probes doubles up to the cap, with jitt
   })
   health.markDown(A)
   await until(() => probedAt.length >= 7, 'seven probes')
-  health.markUp(A)
+  health.success(A) // stops the probes (an answer, as a request would give)
   const ceilings = [10, 20, 40, 80, 80, 80, 80]
   const expected = ceilings.map((c, i) => Math.round(c / 2 + (c / 2) * randoms[i % 3]!))
   t.same(waits, expected, 'each wait is drawn between half and all of a doubling cooldown')
@@ -178,14 +181,14 @@ t.test('while down, the cooldown between probes doubles up to the cap, with jitt
       .join(', ')} ms; drawn ${waits.slice(1).join(', ')} ms`,
   )
   t.ok(elapsed >= drawn / 2, `the six gaps took ${elapsed.toFixed(0)} ms, at least half of the ${drawn} ms drawn`)
-  t.equal(snap(health, A)!.nextProbeAt, undefined, 'markUp cancelled the next probe')
+  t.equal(snap(health, A)!.nextProbeAt, undefined, 'the answer cancelled the next probe')
 })
 
 t.test('a probe that succeeds brings a down peer back; the longer cooldown lasts until it answers a request', async (t) => {
   let calls = 0
   const { health, changes } = makeHealth(t, { probe: async () => ++calls === 4, cooldownMs: 10, maxCooldownMs: 1_000, random: () => 0.5 })
   health.markDown(A)
-  await until(() => health.state(A) === 'up', 'the fourth probe succeeds')
+  await until(() => stateOf(health, A) === 'up', 'the fourth probe succeeds')
   t.equal(calls, 4)
   t.match(snap(health, A), { probing: false, nextProbeAt: undefined, failedProbes: 3 })
   health.markDown(A)
@@ -201,7 +204,7 @@ t.test('at most one probe per peer is under way, even when a probe outlives its 
   const { health, changes } = makeHealth(t, { probe: p.probe, probeTimeoutMs: 20, cooldownMs: 5, maxCooldownMs: 10 })
   health.failure(A)
   health.failure(B)
-  await until(() => health.state(A) === 'down', 'the probe timed out')
+  await until(() => stateOf(health, A) === 'down', 'the probe timed out')
   t.ok(p.calls[0]!.signal.aborted, 'the timed-out probe was told to stop')
   t.match(changes, ['A up>suspect:failure', 'B up>suspect:failure'])
   health.failure(A)
@@ -217,7 +220,7 @@ t.test('at most one probe per peer is under way, even when a probe outlives its 
     await until(() => p.calls.filter((c) => c.peer === A).length === 3 + round, 'the next one starts')
   }
   t.equal(p.maxRunning, 2, 'one for A and one for B, never two for one peer')
-  t.equal(health.state(A), 'down')
+  t.equal(stateOf(health, A), 'down')
   for (const c of p.calls) c.answer(false)
 })
 
@@ -235,29 +238,29 @@ t.test('check() probes an up peer without taking it out of routing; a failed che
   health.success(A) // a request was answered meanwhile: fresher than the probe
   p.calls[1]!.answer(false)
   await until(() => !snap(health, A)!.probing, 'the probe settled')
-  t.equal(health.state(A), 'up', 'an answer overrules a probe under way')
+  t.equal(stateOf(health, A), 'up', 'an answer overrules a probe under way')
   health.check(A)
   p.calls[2]!.answer(false)
-  await until(() => health.state(A) === 'down', 'the failed check')
+  await until(() => stateOf(health, A) === 'down', 'the failed check')
   t.same(changes, ['A up>down:probe-failed'])
   health.check(A)
   t.equal(p.calls.length, 3, 'no check of a peer that is not up: its cooldown probes watch it')
 })
 
-t.test('markDown and markUp are explicit; markDown overrules a probe already under way', async (t) => {
+t.test('markDown is explicit and overrules a probe already under way; an answer brings the peer back', async (t) => {
   const p = scriptedProbe()
   const { health, changes } = makeHealth(t, { probe: p.probe, cooldownMs: 5_000 })
-  health.markUp(A)
-  t.same(health.snapshot(), [], 'markUp of an unknown peer records nothing')
+  health.success(A)
+  t.same(health.snapshot(), [], 'an answer from an unknown peer records nothing')
   health.failure(A)
   health.markDown(A) // it announced that it is leaving
   p.calls[0]!.answer(true) // answered before it began to close
   await sleep(5)
-  t.equal(health.state(A), 'down', 'the older probe does not bring it back')
+  t.equal(stateOf(health, A), 'down', 'the older probe does not bring it back')
   t.ok(snap(health, A)!.nextProbeAt !== undefined, 'probed again after the cooldown')
-  health.markUp(A)
+  health.success(A)
   t.match(snap(health, A), { state: 'up', failures: 0, nextProbeAt: undefined })
-  t.same(changes, ['A up>suspect:failure', 'A suspect>down:marked-down', 'A down>up:marked-up'])
+  t.same(changes, ['A up>suspect:failure', 'A suspect>down:marked-down', 'A down>up:answered'])
 })
 
 t.test('forget() drops a peer: no more probes, its probe aborted, no event', async (t) => {
@@ -280,7 +283,7 @@ t.test('forget() drops a peer: no more probes, its probe aborted, no event', asy
   t.equal(p.calls.length, calls, 'no probe after forget')
   t.same(changes, ['A up>down:marked-down', 'B up>suspect:failure'])
   health.failure(B)
-  t.equal(health.state(B), 'suspect', 'a forgotten peer starts over')
+  t.equal(stateOf(health, B), 'suspect', 'a forgotten peer starts over')
 })
 
 t.test('close() cancels every timer and probe, and later signals do nothing', async (t) => {
@@ -300,7 +303,7 @@ t.test('close() cancels every timer and probe, and later signals do nothing', as
   health.success(A)
   await sleep(50)
   t.equal(p.calls.length, 1, 'no probe ever started after close')
-  t.equal(health.state(A), 'down', 'the state is frozen')
+  t.equal(stateOf(health, A), 'down', 'the state is frozen')
 })
 
 t.test('an onChange that throws becomes a warning; detection goes on', async (t) => {
@@ -314,7 +317,7 @@ t.test('an onChange that throws becomes a warning; detection goes on', async (t)
   t.teardown(() => health.close())
   health.failure(A)
   t.match(await warned, { code: 'PEERCACHE_HEALTH_CALLBACK' })
-  await until(() => health.state(A) === 'down', 'the probe still decided')
+  await until(() => stateOf(health, A) === 'down', 'the probe still decided')
 })
 
 t.test('bad options throw InvalidOptionError', async (t) => {
@@ -391,11 +394,11 @@ t.test('HTTP: a stopped peer goes down, and comes back when it listens again on 
   })
   const failed = await Promise.all([fetchThrough(health, fetches, peer), fetchThrough(health, fetches, peer)])
   t.same(failed, [false, false], 'the stopped peer refuses connections')
-  t.equal(health.state(peer), 'down', 'two failures in a row')
+  t.equal(stateOf(health, peer), 'down', 'two failures in a row')
   t.equal(health.isAvailable(peer), false)
   await until(() => snap(health, peer)!.failedProbes >= 2, 'probes keep failing while it is stopped')
   await listen(server, port)
-  await until(() => health.state(peer) === 'up', 'a probe finds it again')
+  await until(() => stateOf(health, peer) === 'up', 'a probe finds it again')
   t.ok(healthRequests >= 1, 'through GET /_peercache/health')
   t.equal(await fetchThrough(health, fetches, peer), true)
   // Down by the second failure or by the confirmation probe, whichever came first.
@@ -431,7 +434,7 @@ t.test('HTTP: a hung peer (accepts, never answers) costs one fetch timeout and s
   }
   t.equal(sent, 1, 'twenty gets, one fetch to the hung peer')
   await until(() => snap(health, peer)!.failedProbes >= 3, 'three probes timed out')
-  t.equal(health.state(peer), 'down')
+  t.equal(stateOf(health, peer), 'down')
   t.match(snap(health, peer)!.lastError, /timeout/i)
   t.same(
     changes.map((c) => c.slice(c.indexOf(' ') + 1)),

@@ -1,7 +1,11 @@
 // The consistent-hash ring: one owner per key, the same whatever order the peers were listed in,
 // about 1/N of the keys moving on a membership change, and collisions resolved the same everywhere.
 import t from 'tap'
-import { DEFAULT_VNODES, Ring, type RingArc, arcShare, hashKey } from '../lib/ring.js'
+import { PEER_DEFAULTS } from '../lib/defaults.js'
+import { Ring, type RingArc, arcShare, hashKey } from '../lib/ring.js'
+
+/** The peer that owns `key`: the first of its owners. */
+const ownerOf = (ring: Ring, key: string) => ring.owners(key, 1)[0]
 import { numberedKeys } from './helpers/peers.js'
 
 const peers = (n: number, from = 1) => Array.from({ length: n }, (_, i) => `http://127.0.0.1:${7000 + from + i}`)
@@ -30,8 +34,8 @@ function movement(before: Ring, after: Ring, keys: string[]): { fraction: number
   const movedTo = new Set<string>()
   const movedFrom = new Set<string>()
   for (const key of keys) {
-    const a = before.owner(key)!
-    const b = after.owner(key)!
+    const a = ownerOf(before, key)!
+    const b = ownerOf(after, key)!
     if (a !== b) {
       moved++
       movedTo.add(b)
@@ -47,20 +51,20 @@ const keys100k = [...numberedKeys('user:', 100_000)]
 t.test('every key has exactly one owner, the same for every order of the peer list', async (t) => {
   const list = peers(4)
   const reference = new Ring(list)
-  const owners = keys10k.map((k) => reference.owner(k))
+  const owners = keys10k.map((k) => ownerOf(reference, k))
   t.ok(
     owners.every((o) => o !== undefined && list.includes(o)),
     'every key is owned by a member',
   )
   for (const order of permutations(list)) {
     const ring = new Ring(order)
-    const same = keys10k.every((k, i) => ring.owner(k) === owners[i])
+    const same = keys10k.every((k, i) => ownerOf(ring, k) === owners[i])
     t.ok(same, `same owners for order ${order.map((u) => u.slice(-4)).join(',')}`)
   }
   t.same(new Ring([...list, list[0]!, list[2]!]).peers, [...list].sort(), 'duplicates count once')
   const withDuplicates = new Ring([...list, list[1]!])
   t.ok(
-    keys10k.every((k, i) => withDuplicates.owner(k) === owners[i]),
+    keys10k.every((k, i) => ownerOf(withDuplicates, k) === owners[i]),
     'duplicates change no owner',
   )
 })
@@ -69,7 +73,7 @@ t.test('keys spread over the peers (each within 2x of a fair share)', async (t) 
   const list = peers(5)
   const ring = new Ring(list)
   const counts = new Map<string, number>()
-  for (const k of keys100k) counts.set(ring.owner(k)!, (counts.get(ring.owner(k)!) ?? 0) + 1)
+  for (const k of keys100k) counts.set(ownerOf(ring, k)!, (counts.get(ownerOf(ring, k)!) ?? 0) + 1)
   const fair = keys100k.length / list.length
   for (const p of list)
     t.ok((counts.get(p) ?? 0) > fair / 2 && (counts.get(p) ?? 0) < fair * 2, `${p} owns ${counts.get(p)} of ${keys100k.length}`)
@@ -101,7 +105,7 @@ t.test('owners(): distinct peers in ring order, owner first; skip leaves peers o
     const all = ring.owners(key, 10)
     t.equal(all.length, 5)
     t.equal(new Set(all).size, 5)
-    t.equal(all[0], ring.owner(key))
+    t.equal(all[0], ownerOf(ring, key))
     t.same(ring.owners(key, 2), all.slice(0, 2))
     t.same(
       ring.owners(key, 3, (p) => p === all[0]),
@@ -113,12 +117,12 @@ t.test('owners(): distinct peers in ring order, owner first; skip leaves peers o
 })
 
 t.test('empty ring, single peer, and bad vnodes', async (t) => {
-  t.equal(new Ring([]).owner('a'), undefined)
+  t.equal(ownerOf(new Ring([]), 'a'), undefined)
   t.same(new Ring([]).owners('a', 3), [])
-  t.equal(new Ring([]).size, 0)
+  t.equal(new Ring([]).peers.length, 0)
   const one = new Ring(['http://127.0.0.1:1'], 1)
-  t.ok(keys10k.slice(0, 100).every((k) => one.owner(k) === 'http://127.0.0.1:1'))
-  t.equal(new Ring(peers(2)).vnodes, DEFAULT_VNODES)
+  t.ok(keys10k.slice(0, 100).every((k) => ownerOf(one, k) === 'http://127.0.0.1:1'))
+  t.equal(new Ring(peers(2)).vnodes, PEER_DEFAULTS.vnodes)
   for (const bad of [0, -1, 1.5, 10_001, Number.NaN]) t.throws(() => new Ring(peers(2), bad), RangeError, `vnodes ${bad}`)
 })
 
@@ -167,13 +171,13 @@ t.test('colliding points are resolved the same way whatever the peer order', asy
 
   const reference = new Ring(list, vnodes)
   for (const key of contested) {
-    t.ok([c.a, c.b].includes(reference.owner(key)!), 'a contested key belongs to one of the colliding peers')
+    t.ok([c.a, c.b].includes(ownerOf(reference, key)!), 'a contested key belongs to one of the colliding peers')
     t.same(new Set(reference.owners(key, 2)), new Set([c.a, c.b]), 'the other colliding peer comes next')
   }
   for (let seed = 1; seed <= 12; seed++) {
     const ring = new Ring(shuffled(list, seed), vnodes)
     t.ok(
-      contested.every((k) => ring.owner(k) === reference.owner(k)),
+      contested.every((k) => ownerOf(ring, k) === ownerOf(reference, k)),
       `order ${seed}: same owner for contested keys`,
     )
     t.ok(
@@ -181,7 +185,7 @@ t.test('colliding points are resolved the same way whatever the peer order', asy
       `order ${seed}: same replica order`,
     )
     t.ok(
-      keys10k.every((k) => ring.owner(k) === reference.owner(k)),
+      keys10k.every((k) => ownerOf(ring, k) === ownerOf(reference, k)),
       `order ${seed}: same owner for 10k other keys`,
     )
   }
@@ -195,7 +199,7 @@ function arcOf(arcs: RingArc[], h: number): RingArc | undefined {
 t.test('arcs(): they tile the circle in order, each key lies in its owner arc, and the shares add up to 1', async (t) => {
   const ring = new Ring(peers(3))
   const arcs = ring.arcs()
-  t.ok(arcs.length > 3 && arcs.length <= 3 * DEFAULT_VNODES, `${arcs.length} arcs for 3 peers`)
+  t.ok(arcs.length > 3 && arcs.length <= 3 * PEER_DEFAULTS.vnodes, `${arcs.length} arcs for 3 peers`)
   arcs.forEach((a, i) => {
     if (a.from !== arcs.at(i - 1)!.to) t.fail(`arc ${i} starts where the one before ends`)
     if (a.peer === arcs.at(i - 1)!.peer) t.fail(`arc ${i} has the owner of the arc before (they should be one arc)`)
@@ -207,12 +211,12 @@ t.test('arcs(): they tile the circle in order, each key lies in its owner arc, a
   const total = arcs.reduce((sum, a) => sum + arcShare(a), 0)
   t.ok(Math.abs(total - 1) < 1e-9, `the shares add up to 1 (${total})`)
   const keys = keys10k.slice(0, 3000)
-  const misplaced = keys.filter((k) => arcOf(arcs, hashKey(k))?.peer !== ring.owner(k))
+  const misplaced = keys.filter((k) => arcOf(arcs, hashKey(k))?.peer !== ownerOf(ring, k))
   t.same(misplaced, [], 'every key hashes into an arc of its owner')
   // Keys spread like the keyspace: each peer's share of keys is close to its share of the circle.
   for (const p of ring.peers) {
     const share = arcs.filter((a) => a.peer === p).reduce((sum, a) => sum + arcShare(a), 0)
-    const keyShare = keys.filter((k) => ring.owner(k) === p).length / keys.length
+    const keyShare = keys.filter((k) => ownerOf(ring, k) === p).length / keys.length
     t.ok(Math.abs(share - keyShare) < 0.05, `${p}: ${(100 * share).toFixed(1)}% of the circle, ${(100 * keyShare).toFixed(1)}% of the keys`)
   }
 })

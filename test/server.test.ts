@@ -55,8 +55,8 @@ t.test('peer.handler mounted in http.createServer serves peers; other paths go t
   await other.listen({ port: otherPort })
   const [gm, go] = [mounted, other].map((p, i) => p.group('g', { maxBytes: 1 << 20, replicas: 1, load: origin.loaderFor(`p${i}`) as Load }))
   const ring = new Ring([appUrl, otherUrl])
-  const keyOfApp = findKey((k) => ring.owner(k) === appUrl)
-  const keyOfOther = findKey((k) => ring.owner(k) === otherUrl)
+  const keyOfApp = findKey((k) => ring.owners(k, 1)[0] === appUrl)
+  const keyOfOther = findKey((k) => ring.owners(k, 1)[0] === otherUrl)
   t.equal((await go!.get(keyOfApp)).toString(), `value of ${keyOfApp}`)
   t.equal((await gm!.get(keyOfOther)).toString(), `value of ${keyOfOther}`)
   t.same(
@@ -159,7 +159,7 @@ t.test('forwarding loops: two peers that each think the other owns a key both ge
   const { peers, urls } = await peersWith(t, 2, (self, all, i) => new Peer({ self, peers: all, vnodes: vnodes[i] }))
   const [a, b] = urls as [string, string]
   const [ringA, ringB] = vnodes.map((v) => new Ring(urls, v)) as [Ring, Ring]
-  const key = findKey((k) => ringA.owner(k) === b && ringB.owner(k) === a, numberedKeys('contested-'))
+  const key = findKey((k) => ringA.owners(k, 1)[0] === b && ringB.owners(k, 1)[0] === a, numberedKeys('contested-'))
   const origin = new Origin()
   const [ga, gb] = peers.map((p, i) => p.group('g', { maxBytes: 1 << 20, replicas: 1, load: origin.loaderFor(`p${i}`) as Load }))
   const result = await settledWithin(Promise.all([ga!.get(key), gb!.get(key)]), 10_000)
@@ -176,7 +176,7 @@ t.test('a peer request is never forwarded along a chain either', async (t) => {
   const { peers, urls } = await peersWith(t, 2, (self, all, i) => new Peer({ self, peers: i === 0 ? all : [...all, c] }))
   const ringA = new Ring(urls)
   const ringB = new Ring([...urls, c])
-  const key = findKey((k) => ringA.owner(k) === urls[1] && ringB.owner(k) === c, numberedKeys('chain-'))
+  const key = findKey((k) => ringA.owners(k, 1)[0] === urls[1] && ringB.owners(k, 1)[0] === c, numberedKeys('chain-'))
   const origin = new Origin()
   const [ga, gb] = peers.map((p, i) => p.group('g', { maxBytes: 1 << 20, replicas: 1, load: origin.loaderFor(`p${i}`) as Load }))
   t.equal(String(await settledWithin(ga!.get(key), 10_000)), `value of ${key}`)

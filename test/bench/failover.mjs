@@ -125,7 +125,7 @@ async function run({ signal, replicas }) {
     const victim = members[1]
     const survivors = members.filter((m) => m !== victim)
     const ring = new Ring(urls)
-    const lostKeys = new Set(keys.filter((k) => ring.owner(k) === victim.url))
+    const lostKeys = new Set(keys.filter((k) => ring.owners(k, 1)[0] === victim.url))
 
     // Every key filled (each member fills a fifth of them), and the owners' copies to replicas landed.
     const fills = await Promise.all(

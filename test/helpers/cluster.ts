@@ -4,7 +4,7 @@
 // the origin's behaviour), setPeers, close; and signals: kill (-9), stop (SIGSTOP), cont (SIGCONT).
 import { type ChildProcess, fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import type { GroupOptions, PeerOptions } from '../../lib/index.js'
+import type { GroupOptions, GroupStats, PeerOptions } from '../../lib/index.js'
 import { Ring } from '../../lib/ring.js'
 import type { Teardown } from './net.js'
 
@@ -181,7 +181,7 @@ export class Member {
     return this.request('remove', { group, key })
   }
 
-  stats<S = Record<string, number>>(group: string): Promise<S> {
+  stats<S = GroupStats>(group: string): Promise<S> {
     return this.request('stats', { group })
   }
 
@@ -244,7 +244,7 @@ export class Cluster {
 
   /** The member that owns `key` on the ring of `urls`. */
   ownerOf(key: string, urls?: string[]): Member {
-    const owner = this.ring(urls).owner(key)
+    const owner = this.ring(urls).owners(key, 1)[0]
     return this.members.find((m) => m.url === owner)!
   }
 

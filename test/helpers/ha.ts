@@ -5,7 +5,10 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { HealthReason, PeerHealthSnapshot, PeerState } from '../../lib/health.js'
-import type { PeerOptions } from '../../lib/index.js'
+import type { GroupStats, PeerOptions } from '../../lib/index.js'
+
+/** The stats fields that are plain counts. */
+type NumericStat = { [K in keyof GroupStats]: GroupStats[K] extends number ? K : never }[keyof GroupStats]
 import { Cluster, type ClusterOptions, type GroupSpec, Member, type RemoteErrorInfo } from './cluster.js'
 import type { Teardown } from './net.js'
 
@@ -100,13 +103,13 @@ export class HaCluster extends Cluster {
   /** The keys among `keys` that `member` owns on the ring of `urls`. */
   keysOf(member: HaMember, keys: string[], urls?: string[]): string[] {
     const ring = this.ring(urls)
-    return keys.filter((k) => ring.owner(k) === member.url)
+    return keys.filter((k) => ring.owners(k, 1)[0] === member.url)
   }
 
   /** Sums a numeric stats field over the members still running. */
-  async sumStat(group: string, field: string): Promise<number> {
+  async sumStat(group: string, field: NumericStat): Promise<number> {
     const all = await Promise.all(this.alive.map((m) => m.stats(group)))
-    return all.reduce((sum, s) => sum + (s[field] as number), 0)
+    return all.reduce((sum, s) => sum + s[field], 0)
   }
 
   /** Starts `count` members that know each other and the members given in `peers`. */

@@ -34,7 +34,7 @@ export async function startPeers(
     peers,
     urls,
     ring,
-    ownerIndex: (key) => urls.indexOf(ring.owner(key)!),
+    ownerIndex: (key) => urls.indexOf(ring.owners(key, 1)[0]!),
     // The overloads of peer.group() tie the codec to T; a generic helper cannot name one, hence the casts.
     group: <T>(name: string, opts: (i: number) => GroupOptions<T>) =>
       peers.map((p, i) => p.group(name, opts(i) as never) as unknown as Group<T>),

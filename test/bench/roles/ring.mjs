@@ -1,5 +1,8 @@
 // Role of the ring scenario's process: lookups, rebuilds, key movement and spread of dist/ring.js.
-import { DEFAULT_VNODES, Ring } from '../../../dist/ring.js'
+import { PEER_DEFAULTS } from '../../../dist/defaults.js'
+import { Ring } from '../../../dist/ring.js'
+
+const DEFAULT_VNODES = PEER_DEFAULTS.vnodes
 import { mean, median, stddev } from '../stats.mjs'
 
 /** Distinct, realistic peer URLs (another `set` gives other names, hence another ring) and keys. */
@@ -7,7 +10,7 @@ const peerUrl = (i, set = 0) => `http://10.${set & 255}.${(i >> 8) & 255}.${i & 
 const peerUrls = (n, set = 0) => Array.from({ length: n }, (_, i) => peerUrl(i, set))
 const sampleKeys = (n) => Array.from({ length: n }, (_, i) => `user:${i}:profile`)
 
-/** ns per owner() lookup and ms per rebuild, at the default vnodes, for each peer count. */
+/** ns per owners(key, 1) lookup and ms per rebuild, at the default vnodes, for each peer count. */
 export function lookups({ peerCounts, keyCount, rounds }) {
   const keys = sampleKeys(keyCount)
   for (const peers of peerCounts) timeLookups(new Ring(peerUrls(peers)), keys) // warm-up: JIT, string hashes
@@ -53,13 +56,13 @@ export function movement({ peerCounts, keyCount }) {
     let leaveMoved = 0
     let leaveStray = 0
     for (const key of keys) {
-      const before = ring.owner(key)
-      const afterJoin = joined.owner(key)
+      const before = ring.owners(key, 1)[0]
+      const afterJoin = joined.owners(key, 1)[0]
       if (afterJoin !== before) {
         joinMoved++
         if (afterJoin !== joiner) joinStray++
       }
-      if (left.owner(key) !== before) {
+      if (left.owners(key, 1)[0] !== before) {
         leaveMoved++
         if (before !== leaver) leaveStray++
       }
@@ -109,8 +112,8 @@ export function spread({ vnodesList, peerCounts, keyCount, trials, rounds }) {
 
 function keysPerPeer(ring, keys) {
   const index = new Map(ring.peers.map((p, i) => [p, i]))
-  const counts = new Array(ring.size).fill(0)
-  for (const key of keys) counts[index.get(ring.owner(key))]++
+  const counts = new Array(ring.peers.length).fill(0)
+  for (const key of keys) counts[index.get(ring.owners(key, 1)[0])]++
   const m = mean(counts)
   return { maxToMean: Math.max(...counts) / m, minToMean: Math.min(...counts) / m, stddevToMean: stddev(counts) / m }
 }
@@ -118,7 +121,7 @@ function keysPerPeer(ring, keys) {
 function timeLookups(ring, keys) {
   let misses = 0
   const started = process.hrtime.bigint()
-  for (let i = 0; i < keys.length; i++) if (ring.owner(keys[i]) === undefined) misses++
+  for (let i = 0; i < keys.length; i++) if (ring.owners(keys[i], 1)[0] === undefined) misses++
   const ns = Number(process.hrtime.bigint() - started) / keys.length
   if (misses > 0) throw new Error('a lookup found no owner')
   return ns
@@ -128,7 +131,7 @@ function rebuildMs(urls, vnodes, rounds) {
   return median(
     Array.from({ length: rounds }, () => {
       const started = process.hrtime.bigint()
-      if (new Ring(urls, vnodes).size !== urls.length) throw new Error('ring lost peers')
+      if (new Ring(urls, vnodes).peers.length !== urls.length) throw new Error('ring lost peers')
       return Number(process.hrtime.bigint() - started) / 1e6
     }),
   )

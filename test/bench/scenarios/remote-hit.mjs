@@ -83,7 +83,7 @@ function ownedKeys(ring, ownerUrl, valueBytes) {
   const keys = []
   for (let i = 0; keys.length < KEY_COUNT[valueBytes]; i++) {
     const key = `r${valueBytes}:${i}`
-    if (ring.owner(key) === ownerUrl) keys.push(key)
+    if (ring.owners(key, 1)[0] === ownerUrl) keys.push(key)
   }
   return keys
 }

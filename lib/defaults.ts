@@ -1,0 +1,51 @@
+// Every default of every options type, in one place. The code reads them from here, each option's
+// TSDoc says `@default` with a link here, and test/defaults.test.ts checks that the README's
+// "Defaults" table shows these same values, so the three cannot drift apart. README, "Defaults",
+// says how each was chosen. The objects are frozen: a default is changed by passing an option.
+
+/** Defaults of {@link PeerOptions}. */
+export const PEER_DEFAULTS = Object.freeze({
+  basePath: '/_peercache/',
+  vnodes: 500,
+  peerTimeoutMs: 1000,
+  fetchTimeoutMs: 5000,
+  connectTimeoutMs: 1000,
+  connections: 8,
+  pipelining: 1,
+  keepAliveTimeoutMs: 4000,
+  maxBatchKeys: 128,
+  probeTimeoutMs: 1000,
+  fanOut: 16,
+} as const)
+
+/** Defaults of {@link ListenOptions}. */
+export const LISTEN_DEFAULTS = Object.freeze({
+  port: 0,
+  host: '127.0.0.1',
+} as const)
+
+/** Defaults of {@link GroupOptions}. */
+export const GROUP_DEFAULTS = Object.freeze({
+  codec: 'bytes',
+  replicas: 2,
+  hotCacheRatio: 0.125,
+  hotThreshold: 2,
+  ttlMs: 0,
+  staleWhileRevalidateMs: 0,
+  maxKeyBytes: 4096,
+} as const)
+
+/** Defaults of {@link PeerHealthOptions} (failure detection). */
+export const HEALTH_DEFAULTS = Object.freeze({
+  failuresToDown: 2,
+  probeTimeoutMs: 1000,
+  cooldownMs: 250,
+  maxCooldownMs: 5000,
+} as const)
+
+/** Defaults of {@link DnsDiscoveryOptions}. */
+export const DISCOVERY_DEFAULTS = Object.freeze({
+  protocol: 'http',
+  intervalMs: 5000,
+  families: Object.freeze([4, 6] as const),
+} as const)

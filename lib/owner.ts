@@ -1,0 +1,98 @@
+// A group's answers to other peers (what server.ts calls for a request): serve a key from the caches
+// or one local load, never from another peer (so two peers that disagree about an owner during a
+// membership change cannot bounce a key between them); peek at the caches only; accept a set as the
+// owner or a copy as a replica; drop copies.
+import type { Entry } from './cache.js'
+import { type Codec, decodeEntry, ownBytes } from './codec.js'
+import type { Flight } from './flight.js'
+import type { GroupCounters } from './options.js'
+import type { PutMeta, ServedGroup, Stored } from './protocol.js'
+import type { Replication } from './replication.js'
+import type { Store } from './store.js'
+
+export interface OwnerSideOptions<T> {
+  group: string
+  maxValueBytes: number
+  store: Store<T>
+  codec: Codec<T>
+  replication: Replication<T>
+  counters: GroupCounters
+  /** The group's default time to live, in ms (0: none). */
+  ttlMs: number
+  /** The group's flights: origin loads here, and fetches from owners. */
+  loads: Flight<Entry<T>>
+  fetches: Flight<Entry<T>>
+  /** One load of `key` in this process (a replica's copy, else the origin), shared by everyone who asks meanwhile. */
+  loadHere(key: string, signal: AbortSignal | undefined): Promise<Entry<T>>
+  /** Throws InvalidKeyError for a key the group would refuse. */
+  checkKey(key: string): void
+}
+
+export class OwnerSide<T> implements ServedGroup {
+  readonly maxValueBytes: number
+  readonly #o: OwnerSideOptions<T>
+
+  constructor(options: OwnerSideOptions<T>) {
+    this.#o = options
+    this.maxValueBytes = options.maxValueBytes
+  }
+
+  /** A peer's peek: the fresh cached entry only. */
+  peek(key: string): Entry<T> | undefined {
+    this.#o.checkKey(key)
+    this.#o.counters.serverRequests++
+    return this.#o.store.fresh(key)
+  }
+
+  /** A peer's get: from the caches, else a local load. */
+  serve(key: string, signal: () => AbortSignal): Entry<T> | Promise<Entry<T>> {
+    this.#o.checkKey(key)
+    this.#o.counters.serverRequests++
+    // A stale entry (kept for staleWhileRevalidateMs) is this peer's to serve stale, not the asker's: load.
+    return this.#o.store.fresh(key) ?? this.#o.loadHere(key, signal())
+  }
+
+  /** A peer's PUT: a set that this process owns, or the owner's copy for this replica. */
+  async put(key: string, body: Buffer, meta: PutMeta): Promise<Stored> {
+    this.#o.checkKey(key)
+    this.#o.counters.serverRequests++
+    const bytes = ownBytes(body) // a request body may be a slice of a shared pool
+    if (!meta.replica) return this.storeAsOwner(key, bytes, meta.ttlMs)
+    this.#o.counters.replicaWrites++
+    const { group, codec, store } = this.#o
+    store.put(key, decodeEntry(codec, group, key, { bytes, expiresAt: meta.expiresAt, version: meta.version }), 'main')
+    return { version: meta.version, expiresAt: meta.expiresAt, unreachable: [] }
+  }
+
+  /**
+   * A set arriving at the owner: newer than anything loading, so those loads must not be cached.
+   * Resolves once the replicas have the value too (or could not be reached within peerTimeoutMs),
+   * so that no replica answers with the old value after the set resolved.
+   */
+  async storeAsOwner(key: string, bytes: Buffer, ttlMs: number | undefined): Promise<Stored> {
+    const { group, codec, store } = this.#o
+    const expiresAt = expiry(ttlMs ?? this.#o.ttlMs)
+    const entry = decodeEntry(codec, group, key, { bytes, expiresAt, version: store.nextVersion() })
+    this.#forgetFlights(key)
+    const unreachable = await this.#o.replication.keep(key, entry)
+    return { version: entry.version, expiresAt: entry.expiresAt, unreachable }
+  }
+
+  /** A peer's DELETE (and a local remove): drop copies and stop flights from caching older values. */
+  drop(key: string, before?: number): number {
+    this.#o.checkKey(key)
+    this.#forgetFlights(key)
+    return this.#o.store.remove(key, before)
+  }
+
+  /** Flights under way for `key` began before this write: their results reach their waiters but are cached nowhere. */
+  #forgetFlights(key: string): void {
+    this.#o.loads.forget(key)
+    this.#o.fetches.forget(key)
+  }
+}
+
+/** Absolute expiry for a time to live in ms from now; 0 (never) for 0 or none. */
+export function expiry(ttlMs: number | undefined): number {
+  return typeof ttlMs === 'number' && ttlMs > 0 ? Date.now() + ttlMs : 0
+}

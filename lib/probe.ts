@@ -1,0 +1,50 @@
+// The active check of failure detection: `GET {basePath}health` on its own connections, so a probe
+// never queues behind requests stuck on a hung peer.
+import { Agent, request } from 'undici'
+import { HEALTH_DEFAULTS, PEER_DEFAULTS } from './defaults.js'
+import type { HealthProbe } from './health.js'
+import { HEADER, PROTOCOL_VERSION } from './protocol.js'
+import { positive } from './validate.js'
+
+export interface HttpProbeOptions {
+  /**
+   * The peer protocol's path prefix; the probe is `GET {basePath}health`.
+   * @default {@link PEER_DEFAULTS}.basePath (`/_peercache/`)
+   */
+  basePath?: string
+  /** This peer's URL, sent as `x-peercache-from` (for the other side's logs). Optional. */
+  self?: string
+  /**
+   * Connect, headers and body timeout of a probe request, in ms: a backstop to the probe's signal,
+   * so give PeerHealth's `probeTimeoutMs`.
+   * @default {@link HEALTH_DEFAULTS}.probeTimeoutMs (1000)
+   */
+  timeoutMs?: number
+}
+
+export interface HttpProbe {
+  readonly probe: HealthProbe
+  /** Closes the probes' connections; call after `PeerHealth.close()`. */
+  close(): Promise<void>
+}
+
+/**
+ * The standard probe: `GET {basePath}health` answered 200 (a peer that is closing answers 503, one
+ * that speaks another protocol version 400). Probes have their own undici Agent, one connection per
+ * peer, so a probe never queues behind requests stuck on a hung peer.
+ */
+export function createHttpProbe(options: HttpProbeOptions = {}): HttpProbe {
+  const basePath = options.basePath ?? PEER_DEFAULTS.basePath
+  const timeoutMs = positive('timeoutMs', options.timeoutMs ?? HEALTH_DEFAULTS.probeTimeoutMs)
+  const headers: Record<string, string> = { [HEADER.protocol]: String(PROTOCOL_VERSION) }
+  if (options.self !== undefined) headers[HEADER.from] = options.self
+  const agent = new Agent({ connections: 1, connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+  return {
+    probe: async (peer, signal) => {
+      const res = await request(`${peer}${basePath}health`, { dispatcher: agent, signal, headers })
+      await res.body.dump()
+      return res.statusCode === 200
+    },
+    close: () => agent.close().catch(() => agent.destroy()),
+  }
+}

@@ -1,0 +1,138 @@
+// Replication: the owner of a key keeps copies on the next `replicas - 1` peers of the ring, which
+// take over at once when it dies; an owner that misses (it restarted, or just became the owner)
+// takes a replica's copy before it asks the origin; and a write drops older copies everywhere else.
+import type { Entry } from './cache.js'
+import { type Codec, decodeEntry, ownBytes } from './codec.js'
+import type { CallState } from './flight.js'
+import type { Membership } from './membership.js'
+import type { PutMeta, WireEntry } from './protocol.js'
+import type { Store } from './store.js'
+
+/** A failed replica copy is tried again after this long, in ms, at most this many at a time. */
+const COPY_RETRY_MS = 2000
+const MAX_COPY_RETRIES = 10_000
+
+/** What a broadcast of drops reached. */
+export interface Reach {
+  acknowledged: string[]
+  unreachable: string[]
+}
+
+export interface ReplicationOptions<T> {
+  group: string
+  membership: Membership
+  store: Store<T>
+  codec: Codec<T>
+  /** Peers holding each key, the owner included. */
+  replicas: number
+  /** Drops `key` in this process (copies older than `before`); returns the tombstone version. */
+  dropHere(key: string, before: number | undefined): number
+  /** Counts an owner's miss answered by a replica's copy. */
+  onReplicaFill(): void
+}
+
+export class Replication<T> {
+  readonly #o: ReplicationOptions<T>
+  /** Copies waiting to be tried again. */
+  #retries = 0
+
+  constructor(options: ReplicationOptions<T>) {
+    this.#o = options
+  }
+
+  /** The key's owner, then its replicas, leaving out peers that are down. */
+  holders(key: string): string[] {
+    return this.#o.membership.ownerAndReplicas(key, this.#o.replicas)
+  }
+
+  /**
+   * At the owner, before the origin: a replica may still hold the key, and a peek there costs a
+   * round trip where the origin costs a load. The copy is kept only if nothing newer is known here
+   * (a tombstone, a set); then undefined, and the origin decides.
+   */
+  async copyFromReplica(key: string, call: CallState): Promise<Entry<T> | undefined> {
+    const { membership, store, codec, group } = this.#o
+    const holders = this.holders(key)
+    if (holders[0] !== membership.self) return undefined
+    for (const peer of holders.slice(1)) {
+      let found: WireEntry | undefined
+      try {
+        found = await membership.transport.peek(peer, group, key)
+      } catch (err) {
+        if (call.aborted) throw err
+        membership.peerFailed(peer, err)
+        continue
+      }
+      membership.peerAnswered(peer)
+      if (found === undefined) continue
+      const entry = decodeEntry(codec, group, key, { ...found, bytes: ownBytes(found.bytes) })
+      if (call.forgotten || !store.put(key, entry, 'main')) return undefined
+      this.#o.onReplicaFill()
+      return entry
+    }
+    return undefined
+  }
+
+  /**
+   * Keeps a value made here: in the main cache if this process owns or replicates the key, else as
+   * a hot copy. The owner also copies it to the replicas (bounded by the fan-out limit); the promise
+   * resolves with the replicas that could not be reached.
+   */
+  async keep(key: string, entry: Entry<T>): Promise<string[]> {
+    const holders = this.holders(key)
+    const self = this.#o.membership.self
+    const mine = holders.length === 0 || holders.includes(self)
+    if (!this.#o.store.put(key, entry, mine ? 'main' : 'hot') || holders[0] !== self || holders.length < 2) return []
+    const failed = await Promise.all(holders.slice(1).map((peer) => this.#copyTo(peer, key, entry, true)))
+    return failed.filter((p): p is string => p !== undefined)
+  }
+
+  /**
+   * Copies an entry to a replica; resolves with the peer when it failed. A failed copy is tried once
+   * more a little later (a busy peer may have missed peerTimeoutMs) if this process still owns the
+   * same entry then, so that a replica is not left without the key it should take over.
+   */
+  async #copyTo(peer: string, key: string, entry: Entry<T>, retry: boolean): Promise<string | undefined> {
+    const { membership, group } = this.#o
+    const meta: PutMeta = { replica: true, version: entry.version, expiresAt: entry.expiresAt }
+    try {
+      await membership.limit(() => membership.transport.put(peer, group, key, entry.bytes, meta))
+      return undefined
+    } catch (err) {
+      membership.peerFailed(peer, err)
+      if (retry && this.#retries < MAX_COPY_RETRIES) this.#retryLater(peer, key, entry)
+      return peer
+    }
+  }
+
+  #retryLater(peer: string, key: string, entry: Entry<T>): void {
+    this.#retries++
+    setTimeout(() => {
+      this.#retries--
+      const holders = this.holders(key)
+      const stillMine = this.#o.store.main.get(key) === entry && holders[0] === this.#o.membership.self
+      if (stillMine && holders.includes(peer)) void this.#copyTo(peer, key, entry, false)
+    }, COPY_RETRY_MS).unref()
+  }
+
+  /** Drops copies of `key` (older than `before`) on every member outside `skip`, in parallel, bounded. */
+  async dropEverywhereBut(skip: Set<string>, key: string, before: number | undefined): Promise<Reach> {
+    const { membership } = this.#o
+    const peers = membership.members().filter((p) => !skip.has(p))
+    const results = await Promise.all(peers.map((p) => membership.limit(() => this.dropAt(p, key, before))))
+    return { acknowledged: results.flatMap((r) => r.acknowledged), unreachable: results.flatMap((r) => r.unreachable) }
+  }
+
+  /** Drops `key` at one peer; `tombstone` is that peer's tombstone version when it answered. */
+  async dropAt(peer: string, key: string, before: number | undefined): Promise<Reach & { tombstone?: number }> {
+    const { membership, group } = this.#o
+    if (peer === membership.self) return { acknowledged: [peer], unreachable: [], tombstone: this.#o.dropHere(key, before) }
+    try {
+      const tombstone = await membership.transport.delete(peer, group, key, before)
+      return { acknowledged: [peer], unreachable: [], tombstone }
+    } catch (err) {
+      membership.peerFailed(peer, err)
+      return { acknowledged: [], unreachable: [peer] }
+    }
+  }
+}
