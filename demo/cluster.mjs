@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run demo`: starts N app nodes (demo/node.mjs, real processes) on 127.0.0.1, drives them
 // through a load balancer with Zipf-skewed requests, kills one node midway and restarts it, shows
-// a live view, and ends with a summary. Exit code 0 when no request failed.
+// a live view (in the terminal and on a web page), and ends with a summary. Exit code 0 when no request failed.
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -31,6 +31,8 @@ Starts a peercache cluster of app processes on 127.0.0.1 (each: GET /users/:id t
 a simulated slow origin behind it), sends it load through a round-robin load balancer that retries
 a request once on another node when its node is down, SIGKILLs one node at 40% of the run and
 restarts it at 70%, shows a live view, then a summary. Exit code 0 when no request failed.
+The live view is in the terminal and on a web page (the ring, each node's health and charts)
+at the URL it prints.
 
 Options:
   --nodes N          app processes (default ${DEFAULTS.nodes}, 1-8)
@@ -43,7 +45,9 @@ Options:
   --no-chaos         no kill and restart
   --json             print the result as one JSON object, the last line of stdout; the live
                      view and the summary go to stderr
-  --no-view          no live view (the summary still prints)
+  --no-view          no live view in the terminal (the summary still prints)
+  --web-port N       port of the live web view on 127.0.0.1 (default 0: any free port)
+  --no-web           no live web view
   --build            compile lib/ to dist/ first (npm run demo passes it)
   --help             show this text
 
@@ -65,12 +69,16 @@ function parseOptions(argv) {
       'no-chaos': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       'no-view': { type: 'boolean', default: false },
+      'web-port': { type: 'string', default: '0' },
+      'no-web': { type: 'boolean', default: false },
       build: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   })
   const number = (name, min, max, integer = true) => {
     const n = values[name] === undefined ? DEFAULTS[name] : Number(values[name])
+    // Number('') is 0: an empty value is no number.
+    if (values[name] === '') throw new Error(`--${name}: expected a number, got nothing`)
     if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n)))
       throw new Error(`--${name}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${values[name]}`)
     return n
@@ -88,6 +96,8 @@ function parseOptions(argv) {
     chaos: !values['no-chaos'],
     json: values.json,
     view: !values['no-view'],
+    web: !values['no-web'],
+    webPort: number('web-port', 0, 65535),
   }
 }
 
@@ -107,8 +117,12 @@ async function run(options, human, signal) {
     nodes.map((n) => ({ id: n.id, url: n.url })),
     { connections: options.concurrency },
   )
+  const title = `peercache demo · ${nodes.length} nodes · ${options.users} users, Zipf s=${options.zipf}, origin ${workload.originMs} ms`
+  // Imported here, not above: it needs the library's dist/, which --build may have only just made.
+  const web = options.web ? new (await import('./web.mjs')).WebView({ title, nodes }) : undefined
   try {
     say(`nodes: ${nodes.map((n) => `${n.id} ${n.url}`).join(', ')}; logs in demo/logs/`)
+    if (web) say(`live web view: ${await web.listen(options.webPort)}`)
     const plan = planChaos(nodes, options.durationMs, options.chaos)
     if (options.chaos && !plan) say('chaos: off (it needs at least 2 nodes)')
     else if (plan)
@@ -124,18 +138,24 @@ async function run(options, human, signal) {
       concurrency: options.concurrency,
       durationMs: options.durationMs,
       nodeIds: nodes.map((n) => n.id),
-      windows: options.view,
+      windows: Boolean(options.view || web),
       signal,
     })
-    const title = `peercache demo · ${nodes.length} nodes · ${options.users} users, Zipf s=${options.zipf}, origin ${workload.originMs} ms`
     const view = options.view ? new LiveView({ out: human, title }) : undefined
-    const chaos = plan
-      ? runChaos(plan, nodes, startedAt, signal, (text) => (view ? view.event(elapsed(), text) : say(text)))
-      : Promise.resolve(null)
+    const onEvent = (text) => {
+      web?.event(elapsed(), text)
+      if (view) view.event(elapsed(), text)
+      else say(text)
+    }
+    const chaos = plan ? runChaos(plan, nodes, startedAt, signal, onEvent) : Promise.resolve(null)
 
-    if (view) {
+    if (view || web) {
       const sampler = new Sampler({ nodes, record: load.record, durationMs: options.durationMs })
-      await everySecond(elapsed, load.done, async (second) => view.draw(await sampler.sample(second)))
+      await everySecond(elapsed, load.done, async (second) => {
+        const sample = await sampler.sample(second)
+        view?.draw(sample)
+        web?.publish(sample)
+      })
     }
     const record = await load.done
     const outcome = await chaos
@@ -143,6 +163,7 @@ async function run(options, human, signal) {
     await stopNodes(nodes)
     return buildResult({ nodes, record, chaos: outcome, workload, durationMs: elapsed() })
   } finally {
+    await web?.close()
     await stopNodes(nodes)
     await balancer.close()
   }
