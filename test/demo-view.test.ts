@@ -28,7 +28,7 @@ t.test(
     const socket = `peercache-demo-view-${process.pid}`
     const tm = (...args: string[]) => spawnSync('tmux', ['-L', socket, '-f', '/dev/null', ...args], { encoding: 'utf8', cwd: ROOT })
     t.teardown(() => void tm('kill-server'))
-    const demo = `node ${CLUSTER} --nodes 3 --duration 6; echo "demo exited: $?"; exec sleep 120`
+    const demo = `node ${CLUSTER} --nodes 3 --duration 6 --rate 150; echo "demo exited: $?"; exec sleep 120`
     const started = tm('new-session', '-d', '-s', 'demo', '-x', '120', '-y', '30', '-c', ROOT, demo)
     t.equal(started.status, 0, 'tmux started the demo', { stderr: started.stderr })
 
@@ -69,8 +69,8 @@ t.test(
 )
 
 t.test('piped, the view prints one frame per second of the run, none twice, each with every node', async (t) => {
-  const { code, stdout } = await runPiped(['--nodes', '2', '--duration', '5', '--no-chaos'])
-  t.equal(code, 0, 'the demo exits with 0')
+  const { code, stdout, stderr } = await runPiped(['--nodes', '2', '--duration', '5', '--rate', '100', '--no-chaos', '--no-web'])
+  t.equal(code, 0, 'the demo exits with 0', { stdout: stdout.slice(-2000), stderr: stderr.slice(-2000) })
   // A frame: its title line and the lines under it, up to a blank line.
   const frames = stdout.split('\n\n').flatMap((block) => {
     const lines = block.split('\n')
@@ -93,12 +93,14 @@ t.teardown(() => {
   for (const c of children) c.kill('SIGKILL')
 })
 
-function runPiped(args: string[]): Promise<{ code: number | null; stdout: string }> {
+function runPiped(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLUSTER, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, [CLUSTER, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
     children.add(child)
     let stdout = ''
+    let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
       reject(new Error(`demo ${args.join(' ')} still running after ${HANG_MS} ms`))
@@ -106,7 +108,7 @@ function runPiped(args: string[]): Promise<{ code: number | null; stdout: string
     child.on('exit', (code) => {
       clearTimeout(timer)
       children.delete(child)
-      resolve({ code, stdout })
+      resolve({ code, stdout, stderr })
     })
   })
 }
