@@ -159,6 +159,7 @@ export class PeerClient implements PeerTransport {
     } else if (m.ttlMs !== undefined) {
       headers[HEADER.ttl] = String(m.ttlMs)
     }
+    if (m.absent) headers[HEADER.absent] = '1'
     // A replica only stores: it answers within peerTimeoutMs or is taken for down. A set waits for
     // the owner, which may itself wait up to peerTimeoutMs for its replicas.
     const timeout = m.replica ? this.#options.peerTimeoutMs : this.#options.fetchTimeoutMs
@@ -262,6 +263,7 @@ function settle(q: Queued, value: WireEntry | undefined, err?: unknown): void {
 
 function settleFrame(peer: string, q: Queued, f: Frame): void {
   if (f.status === 'ok') settle(q, { bytes: f.payload, expiresAt: f.expiresAt, version: f.version })
+  else if (f.status === 'absent') settle(q, { bytes: f.payload, expiresAt: f.expiresAt, version: f.version, absent: true })
   else if (f.status === 'miss') settle(q, undefined)
   else settle(q, undefined, frameError(peer, q, f))
 }

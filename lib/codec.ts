@@ -59,6 +59,7 @@ export function encodeValue<T>(codec: Codec<T>, group: string, key: string, valu
 
 /** A cache entry made from bytes with their metadata, or InvalidValueError when they do not decode. */
 export function decodeEntry<T>(codec: Codec<T>, group: string, key: string, wire: WireEntry): Entry<T> {
+  if (wire.absent) return absentEntry<T>(wire.expiresAt, wire.version)
   let value: T
   try {
     value = codec.decode(wire.bytes)
@@ -67,6 +68,12 @@ export function decodeEntry<T>(codec: Codec<T>, group: string, key: string, wire
   }
   return { value, bytes: wire.bytes, expiresAt: wire.expiresAt, version: wire.version }
 }
+
+/** An absent value's entry: no bytes; `get` resolves `undefined` (so T includes undefined when absentTtlMs is on). */
+export function absentEntry<T>(expiresAt: number, version: number): Entry<T> {
+  return { value: undefined as T, bytes: NO_BYTES, expiresAt, version, absent: true }
+}
+const NO_BYTES = Buffer.alloc(0)
 
 /**
  * A Buffer that owns its whole memory. A small Buffer is often a view into a shared 8 KiB pool slab

@@ -32,6 +32,7 @@ export const GROUP_DEFAULTS = Object.freeze({
   hotThreshold: 2,
   ttlMs: 0,
   staleWhileRevalidateMs: 0,
+  absentTtlMs: 0,
   maxKeyBytes: 4096,
 } as const)
 

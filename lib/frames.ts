@@ -17,9 +17,13 @@ export interface BatchItem {
 
 const PEEK = 0x8000
 
-export type FrameStatus = 'ok' | 'miss' | ErrorReason
+export type FrameStatus = 'ok' | 'miss' | 'absent' | ErrorReason
 
-/** Frame status codes: 0 is a value, 7 a peek that found nothing; the others are the protocol's error reasons. */
+/**
+ * Frame status codes: 0 is a value, 7 a peek that found nothing, 8 an absent value (empty payload,
+ * with its expiry and version: only groups with absentTtlMs send it); the others are the protocol's
+ * error reasons. Codes are only ever appended, so older frames keep their meaning.
+ */
 export const FRAME_STATUS: readonly FrameStatus[] = [
   'ok',
   'load',
@@ -29,6 +33,7 @@ export const FRAME_STATUS: readonly FrameStatus[] = [
   'internal',
   'closing',
   'miss',
+  'absent',
 ]
 const STATUS_CODE = new Map(FRAME_STATUS.map((s, i) => [s, i]))
 

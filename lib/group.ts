@@ -3,7 +3,7 @@
 // loadHere (this one does, or no holder answered) → loadFromOrigin → keep; then set and remove.
 // A group's answers to other peers are in owner.ts, its copies on replicas in replication.ts.
 import { type Entry, entrySize } from './cache.js'
-import { type Codec, decodeEntry, encodeValue, ownBytes, resolveCodec } from './codec.js'
+import { absentEntry, type Codec, decodeEntry, encodeValue, ownBytes, resolveCodec } from './codec.js'
 import { GROUP_DEFAULTS } from './defaults.js'
 import { ClosedError, InvalidGroupError, InvalidOptionError, InvalidValueError, LoadError, PeerUnavailableError } from './errors.js'
 import { type CallState, Flight } from './flight.js'
@@ -36,7 +36,8 @@ export class Group<T = Buffer> {
   /** @internal What the server calls for requests from other peers. */
   readonly ownerSide: OwnerSide<T>
   readonly #membership: Membership
-  readonly #load: GroupOptions<T>['load']
+  /** The loader; `undefined` from it is an absent value (refused unless absentTtlMs > 0). */
+  readonly #load: (key: string, ctx: LoadContext) => Promise<Loaded<T> | undefined> | Loaded<T> | undefined
   readonly #codec: Codec<T>
   readonly #store: Store<T>
   readonly #replication: Replication<T>
@@ -44,6 +45,8 @@ export class Group<T = Buffer> {
   readonly #hotThreshold: number
   readonly #ttlMs: number
   readonly #staleMs: number
+  /** How long an absent value (the loader returned undefined) is kept, in ms; 0: absent values are refused. */
+  readonly #absentTtlMs: number
   readonly #maxKeyBytes: number
   /** Origin loads here, for our own gets and for peers' requests. */
   readonly #loads = new Flight<Entry<T>>()
@@ -56,7 +59,12 @@ export class Group<T = Buffer> {
     if (typeof name !== 'string' || !GROUP_NAME.test(name)) throw new InvalidGroupError(name, 'group names match [A-Za-z0-9._-]{1,64}')
     if (options === null || typeof options !== 'object')
       throw new InvalidOptionError('options', 'group options are required: { maxBytes, load }')
-    if (typeof options.load !== 'function') throw new InvalidOptionError('load', `group "${name}" needs a load function`)
+    const absentTtlMs = nonNegative('absentTtlMs', options.absentTtlMs ?? GROUP_DEFAULTS.absentTtlMs)
+    // Without a loader every miss is an absent value: a group filled by set() alone (a Keyv store).
+    if (options.load === undefined && absentTtlMs === 0)
+      throw new InvalidOptionError('load', `group "${name}" needs a load function (or absentTtlMs > 0 for a group filled by set alone)`)
+    if (options.load !== undefined && typeof options.load !== 'function')
+      throw new InvalidOptionError('load', `group "${name}": load must be a function`)
     const maxBytes = positive('maxBytes', options.maxBytes)
     const ratio = options.hotCacheRatio ?? GROUP_DEFAULTS.hotCacheRatio
     if (!(ratio >= 0 && ratio <= 0.5)) throw new InvalidOptionError('hotCacheRatio', `must be from 0 to 0.5, got ${ratio}`)
@@ -65,7 +73,8 @@ export class Group<T = Buffer> {
       throw new InvalidOptionError('replicas', `must be an integer from 1 to 5, got ${replicas}`)
     this.name = name
     this.#membership = membership
-    this.#load = options.load
+    this.#load = options.load ?? noLoader
+    this.#absentTtlMs = absentTtlMs
     this.#codec = resolveCodec(options.codec)
     const hotBytes = Math.floor(maxBytes * ratio)
     this.#staleMs = nonNegative('staleWhileRevalidateMs', options.staleWhileRevalidateMs ?? GROUP_DEFAULTS.staleWhileRevalidateMs)
@@ -90,6 +99,7 @@ export class Group<T = Buffer> {
       replication: this.#replication,
       counters: this.#counters,
       ttlMs: this.#ttlMs,
+      absentTtlMs,
       loads: this.#loads,
       fetches: this.#fetches,
       loadHere: (key, signal) => this.#loadHere(key, signal),
@@ -204,13 +214,20 @@ export class Group<T = Buffer> {
       },
       ttlMs: this.#ttlMs || undefined,
     }
-    let value: Loaded<T>
+    const presetTtlMs = ctx.ttlMs
+    let value: Loaded<T> | undefined
     try {
       value = await this.#load(key, ctx)
     } catch (err) {
       if (call.aborted) throw call.reason
       this.#counters.loadErrors++
       throw new LoadError(this.name, key, (err as Error)?.message ?? String(err), { cause: err })
+    }
+    if (value === undefined && this.#absentTtlMs > 0) {
+      // The origin has nothing for the key: that is cached too, for absentTtlMs unless the loader chose a ttl.
+      const ttlMs = ctx.ttlMs === presetTtlMs ? this.#absentTtlMs : ctx.ttlMs
+      this.#counters.absentLoads++
+      return this.#keepLoaded(key, call, absentEntry<T>(expiry(ttlMs), version))
     }
     let bytes: Uint8Array
     try {
@@ -222,7 +239,10 @@ export class Group<T = Buffer> {
     const own = ownBytes(bytes)
     // A bytes group hands back the stored Buffer itself; other codecs decode once, here.
     const decoded = own === bytes ? (value as T) : this.#codec.decode(own)
-    const entry: Entry<T> = { value: decoded, bytes: own, expiresAt: expiry(ctx.ttlMs), version }
+    return this.#keepLoaded(key, call, { value: decoded, bytes: own, expiresAt: expiry(ctx.ttlMs), version })
+  }
+
+  #keepLoaded(key: string, call: CallState, entry: Entry<T>): Entry<T> {
     if (!call.forgotten) void this.#replication.keep(key, entry) // replica copies never slow the get that filled
     return entry
   }
@@ -232,11 +252,13 @@ export class Group<T = Buffer> {
    * every other peer. Resolves when the owner and its replicas have it and every other peer has
    * dropped its older copy or could not be reached (named in `unreachable`); rejects with
    * PeerUnavailableError when neither the owner nor a replica could be reached (then nothing changed).
+   * With absentTtlMs, `undefined` stores an absent value (kept for absentTtlMs unless `ttlMs` is given).
    */
   async set(key: string, value: T, options?: SetOptions): Promise<SetResult> {
     this.#checkKey(key)
     const ttlMs = options?.ttlMs === undefined ? undefined : nonNegative('ttlMs', options.ttlMs)
-    const bytes = ownBytes(encodeValue(this.#codec, this.name, key, value, 'set'))
+    const absent = value === undefined && this.#absentTtlMs > 0
+    const bytes = absent ? Buffer.alloc(0) : ownBytes(encodeValue(this.#codec, this.name, key, value, 'set'))
     const maxValueBytes = this.ownerSide.maxValueBytes
     if (entrySize(key, bytes) > maxValueBytes) {
       const reason = `the value (${bytes.byteLength} bytes) is larger than the group can cache (${maxValueBytes} bytes with the key and bookkeeping)`
@@ -253,8 +275,8 @@ export class Group<T = Buffer> {
       try {
         stored =
           peer === this.#membership.self
-            ? await this.ownerSide.storeAsOwner(key, bytes, ttlMs)
-            : await this.#membership.transport.put(peer, this.name, key, bytes, { replica: false, ttlMs })
+            ? await this.ownerSide.storeAsOwner(key, bytes, ttlMs, absent)
+            : await this.#membership.transport.put(peer, this.name, key, bytes, { replica: false, ttlMs, absent })
         owner = peer
         break
       } catch (err) {
@@ -304,6 +326,11 @@ export class Group<T = Buffer> {
   #checkKey(key: unknown): asserts key is string {
     checkKey(this.name, key, this.#maxKeyBytes)
   }
+}
+
+/** The loader of a group filled by set() alone (absentTtlMs > 0): every miss is an absent value. */
+function noLoader(): undefined {
+  return undefined
 }
 
 /** Past its expiry (an entry kept for the stale grace). */

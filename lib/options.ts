@@ -119,8 +119,13 @@ export interface GroupOptions<T = Buffer> {
    * tracks the budget; small values therefore cost more than their size). Required; > 0.
    */
   maxBytes: number
-  /** The origin: called at most once at a time per key in this process, normally only at the key's owner. */
-  load: (key: string, ctx: LoadContext) => Promise<Loaded<T>> | Loaded<T>
+  /**
+   * The origin: called at most once at a time per key in this process, normally only at the key's
+   * owner. With `absentTtlMs`, returning `undefined` says "not found" (an absent value, cached too).
+   * Required unless `absentTtlMs` > 0: a group without one is filled by `set` alone, and every
+   * other key is absent.
+   */
+  load?: (key: string, ctx: LoadContext) => Promise<Loaded<T>> | Loaded<T>
   /**
    * How values become bytes: 'bytes' (Buffer out), 'string' (UTF-8), 'json', or { encode, decode }.
    * @default {@link GROUP_DEFAULTS}.codec (`'bytes'`)
@@ -157,6 +162,16 @@ export interface GroupOptions<T = Buffer> {
    * @default {@link GROUP_DEFAULTS}.staleWhileRevalidateMs (0)
    */
   staleWhileRevalidateMs?: number
+  /**
+   * How long an absent value is cached, in ms (cluster-wide, like a value: at the owner, its
+   * replicas and as hot copies; a set or remove replaces it): a loader returning `undefined` says
+   * the origin has no such key, and `get` resolves `undefined` until then, with one origin load per
+   * key in the cluster. The loader may choose another time with `ctx.ttlMs`. 0: off, and a loader's
+   * `undefined` is an InvalidValueError (as for any value the codec cannot carry). Every member of
+   * the cluster must run a peercache that knows absent values before this is turned on.
+   * @default {@link GROUP_DEFAULTS}.absentTtlMs (0)
+   */
+  absentTtlMs?: number
   /**
    * Longest key, in bytes of UTF-8.
    * @default {@link GROUP_DEFAULTS}.maxKeyBytes (4096)
@@ -223,6 +238,8 @@ export interface GroupStats {
   replicaWrites: number
   /** Expired values returned while a background refresh ran (staleWhileRevalidateMs). */
   staleHits: number
+  /** Loads whose loader returned `undefined`: absent values cached (absentTtlMs). */
+  absentLoads: number
   /** Misses at the owner answered by a replica's copy instead of the origin (after a restart or a membership change). */
   replicaFills: number
   /** Flights under way now. */
@@ -238,6 +255,6 @@ export type GroupCounters = { -readonly [K in Exclude<keyof GroupStats, 'group' 
 
 export function zeroCounters(): GroupCounters {
   const names = ['gets', 'mainHits', 'hotHits', 'staleHits', 'loads', 'dedupedLoads', 'peerLoads', 'peerErrors', 'localLoads']
-  names.push('serverRequests', 'loadErrors', 'sets', 'removes', 'replicaWrites', 'replicaFills')
+  names.push('serverRequests', 'loadErrors', 'sets', 'removes', 'replicaWrites', 'replicaFills', 'absentLoads')
   return Object.fromEntries(names.map((n) => [n, 0])) as GroupCounters
 }

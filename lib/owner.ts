@@ -3,7 +3,8 @@
 // membership change cannot bounce a key between them); peek at the caches only; accept a set as the
 // owner or a copy as a replica; drop copies.
 import type { Entry } from './cache.js'
-import { type Codec, decodeEntry, ownBytes } from './codec.js'
+import { absentEntry, type Codec, decodeEntry, ownBytes } from './codec.js'
+import { InvalidValueError } from './errors.js'
 import type { Flight } from './flight.js'
 import type { GroupCounters } from './options.js'
 import type { PutMeta, ServedGroup, Stored } from './protocol.js'
@@ -19,6 +20,8 @@ export interface OwnerSideOptions<T> {
   counters: GroupCounters
   /** The group's default time to live, in ms (0: none). */
   ttlMs: number
+  /** How long absent values are kept, in ms; 0: the group has none (absent values are refused). */
+  absentTtlMs: number
   /** The group's flights: origin loads here, and fetches from owners. */
   loads: Flight<Entry<T>>
   fetches: Flight<Entry<T>>
@@ -57,10 +60,12 @@ export class OwnerSide<T> implements ServedGroup {
     this.#o.checkKey(key)
     this.#o.counters.serverRequests++
     const bytes = ownBytes(body) // a request body may be a slice of a shared pool
-    if (!meta.replica) return this.storeAsOwner(key, bytes, meta.ttlMs)
+    const absent = meta.absent === true
+    if (absent) this.#acceptsAbsent(key)
+    if (!meta.replica) return this.storeAsOwner(key, bytes, meta.ttlMs, absent)
     this.#o.counters.replicaWrites++
     const { group, codec, store } = this.#o
-    store.put(key, decodeEntry(codec, group, key, { bytes, expiresAt: meta.expiresAt, version: meta.version }), 'main')
+    store.put(key, decodeEntry(codec, group, key, { bytes, expiresAt: meta.expiresAt, version: meta.version, absent }), 'main')
     return { version: meta.version, expiresAt: meta.expiresAt, unreachable: [] }
   }
 
@@ -69,10 +74,11 @@ export class OwnerSide<T> implements ServedGroup {
    * Resolves once the replicas have the value too (or could not be reached within peerTimeoutMs),
    * so that no replica answers with the old value after the set resolved.
    */
-  async storeAsOwner(key: string, bytes: Buffer, ttlMs: number | undefined): Promise<Stored> {
+  async storeAsOwner(key: string, bytes: Buffer, ttlMs: number | undefined, absent = false): Promise<Stored> {
     const { group, codec, store } = this.#o
-    const expiresAt = expiry(ttlMs ?? this.#o.ttlMs)
-    const entry = decodeEntry(codec, group, key, { bytes, expiresAt, version: store.nextVersion() })
+    const expiresAt = expiry(ttlMs ?? (absent ? this.#o.absentTtlMs : this.#o.ttlMs))
+    const version = store.nextVersion()
+    const entry = absent ? absentEntry<T>(expiresAt, version) : decodeEntry(codec, group, key, { bytes, expiresAt, version })
     this.#forgetFlights(key)
     const unreachable = await this.#o.replication.keep(key, entry)
     return { version: entry.version, expiresAt: entry.expiresAt, unreachable }
@@ -83,6 +89,12 @@ export class OwnerSide<T> implements ServedGroup {
     this.#o.checkKey(key)
     this.#forgetFlights(key)
     return this.#o.store.remove(key, before)
+  }
+
+  /** An absent value for a group without absentTtlMs: a peer configured otherwise sent it. */
+  #acceptsAbsent(key: string): void {
+    if (this.#o.absentTtlMs === 0)
+      throw new InvalidValueError(this.#o.group, key, 'an absent value, but this group has no absentTtlMs here')
   }
 
   /** Flights under way for `key` began before this write: their results reach their waiters but are cached nowhere. */

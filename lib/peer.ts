@@ -99,8 +99,13 @@ export class Peer {
     return this.#membership.members()
   }
 
-  /** Creates a group. Throws InvalidGroupError for a bad or taken name, InvalidOptionError for bad options. */
+  /**
+   * Creates a group. Throws InvalidGroupError for a bad or taken name, InvalidOptionError for bad options.
+   * A group given `absentTtlMs` gets `undefined` for absent keys, and is typed so (even for 0: types cannot see values).
+   */
+  group(name: string, options: GroupOptions<Buffer | undefined> & { codec?: 'bytes'; absentTtlMs: number }): Group<Buffer | undefined>
   group(name: string, options: GroupOptions<Buffer> & { codec?: 'bytes' }): Group<Buffer>
+  group(name: string, options: GroupOptions<string | undefined> & { codec: 'string'; absentTtlMs: number }): Group<string | undefined>
   group(name: string, options: GroupOptions<string> & { codec: 'string' }): Group<string>
   group<T = unknown>(name: string, options: GroupOptions<T> & { codec: 'json' | Codec<T> }): Group<T>
   group<T>(name: string, options: GroupOptions<T>): Group<T> {

@@ -22,6 +22,11 @@ export const HEADER = {
   unreachable: 'x-peercache-unreachable',
   /** PUT: `1` when the owner copies a value to a replica (stored as sent, if newer), absent for a set. */
   replica: 'x-peercache-replica',
+  /**
+   * `1` on a GET answer or a PUT whose entry is an absent value (the loader said "not found"; the
+   * body is empty): it is cached and copied like a value. Only groups with absentTtlMs make them.
+   */
+  absent: 'x-peercache-absent',
   /** Error response: one of ErrorReason. */
   error: 'x-peercache-error',
 } as const
@@ -59,6 +64,8 @@ export interface WireEntry {
   readonly expiresAt: number
   /** The owner's version of the value: a later write has a larger one. */
   readonly version: number
+  /** An absent value: the origin has nothing for the key (`bytes` is empty). Cached like a value. */
+  readonly absent?: boolean
 }
 
 /** What a peer stored for a PUT. */
@@ -70,9 +77,10 @@ export interface Stored {
 }
 
 /** What a PUT carries besides the bytes. */
-export type PutMeta =
+export type PutMeta = (
   | { replica: false; ttlMs: number | undefined } // a set(): the receiver is the owner and decides version and expiry
   | { replica: true; version: number; expiresAt: number } // the owner copying a value to a replica
+) & { absent?: boolean } // the value is an absent one (the bytes are empty)
 
 /** What a group asks of other peers (the HTTP client; anything else in tests). */
 export interface PeerTransport {

@@ -94,7 +94,7 @@ export class Replication<T> {
    */
   async #copyTo(peer: string, key: string, entry: Entry<T>, retry: boolean): Promise<string | undefined> {
     const { membership, group } = this.#o
-    const meta: PutMeta = { replica: true, version: entry.version, expiresAt: entry.expiresAt }
+    const meta: PutMeta = { replica: true, version: entry.version, expiresAt: entry.expiresAt, absent: entry.absent }
     try {
       await membership.limit(() => membership.transport.put(peer, group, key, entry.bytes, meta))
       return undefined

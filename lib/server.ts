@@ -141,8 +141,7 @@ async function answerBatch(options: HandlerOptions, req: IncomingMessage, res: S
     try {
       const found = peek ? group.peek(key) : group.serve(key, signal)
       if (found instanceof Promise) waiting.push([i, found])
-      else
-        ready.push(...(found ? encodeFrame(i, 'ok', found.bytes, found.expiresAt, found.version) : encodeFrame(i, 'miss', Buffer.alloc(0))))
+      else ready.push(...(found ? entryFrame(i, found) : encodeFrame(i, 'miss', Buffer.alloc(0))))
     } catch (err) {
       ready.push(...errorFrame(i, err))
     }
@@ -174,7 +173,7 @@ async function answerBatch(options: HandlerOptions, req: IncomingMessage, res: S
   }
   for (const [i, p] of waiting) {
     p.then(
-      (e) => emit(encodeFrame(i, 'ok', e.bytes, e.expiresAt, e.version)),
+      (e) => emit(entryFrame(i, e)),
       (err: unknown) => emit(errorFrame(i, err)),
     )
   }
@@ -201,6 +200,11 @@ function writeAll(res: ServerResponse, parts: Buffer[], end: boolean): void {
   process.nextTick(() => res.uncork())
 }
 
+/** The frame of an entry: a value, or an absent one. */
+function entryFrame(i: number, e: WireEntry): Buffer[] {
+  return encodeFrame(i, e.absent ? 'absent' : 'ok', e.bytes, e.expiresAt, e.version)
+}
+
 function errorFrame(i: number, err: unknown): Buffer[] {
   const [reason, message] = reasonOf(err)
   return encodeFrame(i, reason, Buffer.from(message))
@@ -209,6 +213,7 @@ function errorFrame(i: number, err: unknown): Buffer[] {
 async function answerPut(group: ServedGroup, key: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const h = req.headers
   const replica = h[HEADER.replica] === '1'
+  const absent = h[HEADER.absent] === '1'
   const version = optionalNumber(h[HEADER.version])
   const expiresAt = optionalNumber(h[HEADER.expires])
   const ttlMs = optionalNumber(h[HEADER.ttl])
@@ -222,7 +227,9 @@ async function answerPut(group: ServedGroup, key: string, req: IncomingMessage, 
     return fail(res, 'invalid-value', (err as Error).message, 413)
   }
   try {
-    const meta: PutMeta = replica ? { replica: true, version: version!, expiresAt: expiresAt ?? 0 } : { replica: false, ttlMs }
+    const meta: PutMeta = replica
+      ? { replica: true, version: version!, expiresAt: expiresAt ?? 0, absent }
+      : { replica: false, ttlMs, absent }
     const stored = await group.put(key, body, meta)
     res.statusCode = 204
     res.setHeader(HEADER.protocol, String(PROTOCOL_VERSION))
@@ -283,6 +290,7 @@ async function answerGet(group: ServedGroup, key: string, req: IncomingMessage, 
     res.setHeader(HEADER.protocol, String(PROTOCOL_VERSION))
     res.setHeader(HEADER.version, String(entry.version))
     if (entry.expiresAt !== 0) res.setHeader(HEADER.expires, String(entry.expiresAt))
+    if (entry.absent) res.setHeader(HEADER.absent, '1')
     res.end(req.method === 'HEAD' ? undefined : entry.bytes)
   } catch (err) {
     if (ac.signal.aborted) return // nobody to answer

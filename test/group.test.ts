@@ -68,7 +68,7 @@ t.test('a loader error reaches every waiter as a LoadError and is not cached', a
 })
 
 t.test('a flight always ends: sync throw, rejection, bad value', async (t) => {
-  const endings: [string, GroupOptions['load'], (err: unknown) => boolean][] = [
+  const endings: [string, NonNullable<GroupOptions['load']>, (err: unknown) => boolean][] = [
     [
       'sync throw',
       () => {

@@ -16,6 +16,8 @@ export interface LoaderSpec {
   delayMs?: number
   /** Keys whose load rejects with `${failMessage} (${key})`. Default none. */
   failKeys?: string[]
+  /** Keys the origin does not have: their load returns undefined (an absent value, with absentTtlMs). Default none. */
+  absentKeys?: string[]
   /** Default 'origin failed'. */
   failMessage?: string
   /** Size of each value in bytes (a JSON header, then padding). Default: the header alone. */
@@ -46,11 +48,12 @@ export interface ClusterOptions {
   coverage?: boolean
 }
 
-/** A value as a member's get returned it: the text (cut at 64 KiB) and its full size in bytes. */
+/** A value as a member's get returned it: the text (cut at 64 KiB) and its full size in bytes; `absent` for an absent value. */
 export interface Value {
   value: string
   size: number
   ms: number
+  absent?: true
 }
 
 export type Outcome = ({ ok: true } & Omit<Value, 'ms'>) | { ok: false; error: RemoteErrorInfo }
@@ -173,7 +176,8 @@ export class Member {
     return this.request('load', { group, keys, ...options }, Math.max(this.#timeoutMs, (options.durationMs ?? 1000) + this.#timeoutMs))
   }
 
-  set(group: string, key: string, value: string, options: { ttlMs?: number } = {}): Promise<unknown> {
+  /** `value` undefined: an absent value (the group needs absentTtlMs). */
+  set(group: string, key: string, value: string | undefined, options: { ttlMs?: number } = {}): Promise<unknown> {
     return this.request('set', { group, key, value, ...options })
   }
 
