@@ -3,8 +3,8 @@
 // others, and a call can be forgotten so that a newer write is never overwritten by its result.
 import { AbortError } from './errors.js'
 
-/** What the function running a call can see of it. */
-export interface CallState {
+/** What the function running a call can see of it; `N` is what it may note about its result. */
+export interface CallState<N = unknown> {
   /**
    * Set when `forget(key)` detached the call (a set or remove of the key happened meanwhile):
    * its result still reaches the callers who were waiting, but must not be cached.
@@ -16,10 +16,16 @@ export interface CallState {
   readonly reason: unknown
   /** Aborts with the call. Made on first use: most calls (fetches of hot keys) never need one. */
   readonly signal: AbortSignal
+  /**
+   * Set by the call's function before it returns, for every waiter to read (through `current`):
+   * the group notes where the value came from, so that each get, joined or not, is counted by source.
+   */
+  note: N | undefined
 }
 
-class Call<T> implements CallState {
+class Call<T, N> implements CallState<N> {
   forgotten = false
+  note: N | undefined = undefined
   promise: Promise<T> = undefined as never
   /** Waiters that can still leave (they passed a signal). */
   leavable = 0
@@ -45,8 +51,8 @@ class Call<T> implements CallState {
   }
 }
 
-export class Flight<T> {
-  readonly #calls = new Map<string, Call<T>>()
+export class Flight<T, N = unknown> {
+  readonly #calls = new Map<string, Call<T, N>>()
 
   /** Keys with a call under way. */
   get size(): number {
@@ -57,16 +63,21 @@ export class Flight<T> {
     return this.#calls.has(key)
   }
 
+  /** The call under way for `key`: right after `run`, the one that caller started or joined. */
+  current(key: string): CallState<N> | undefined {
+    return this.#calls.get(key)
+  }
+
   /**
    * Joins the call for `key`, or starts it with `start`. `start` gets the call's state, whose signal
    * aborts when every waiter has left (or `abortAll` is called); the call always ends, whether
    * `start` returns, throws synchronously or rejects. `signal` only ends this caller's wait.
    */
-  run(key: string, start: (call: CallState) => Promise<T> | T, signal?: AbortSignal): Promise<T> {
+  run(key: string, start: (call: CallState<N>) => Promise<T> | T, signal?: AbortSignal): Promise<T> {
     if (signal?.aborted) return Promise.reject(abortReason(signal))
     let call = this.#calls.get(key)
     if (call === undefined) {
-      const c = new Call<T>()
+      const c = new Call<T, N>()
       // A synchronous throw becomes a rejection like any other: the call always ends.
       try {
         c.promise = Promise.resolve(start(c))
@@ -104,11 +115,11 @@ export class Flight<T> {
     }
   }
 
-  #detach(key: string, call: Call<T>): void {
+  #detach(key: string, call: Call<T, N>): void {
     if (this.#calls.get(key) === call) this.#calls.delete(key)
   }
 
-  #wait(key: string, call: Call<T>, signal: AbortSignal): Promise<T> {
+  #wait(key: string, call: Call<T, N>, signal: AbortSignal): Promise<T> {
     call.leavable++
     return new Promise<T>((resolve, reject) => {
       const onAbort = () => {

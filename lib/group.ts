@@ -30,6 +30,8 @@ import { checkKey, nonNegative, positive } from './validate.js'
 export type { GetOptions, GroupOptions, GroupStats, LoadContext, Loaded, RemoveResult, SetOptions, SetResult } from './options.js'
 
 const GROUP_NAME = /^[A-Za-z0-9._-]{1,64}$/
+/** What answered a missed get, noted on its flight: the counter it adds to. */
+type MissSource = 'peerGets' | 'replicaGets' | 'loadGets'
 
 export class Group<T = Buffer> {
   readonly name: string
@@ -49,9 +51,9 @@ export class Group<T = Buffer> {
   readonly #absentTtlMs: number
   readonly #maxKeyBytes: number
   /** Origin loads here, for our own gets and for peers' requests. */
-  readonly #loads = new Flight<Entry<T>>()
+  readonly #loads = new Flight<Entry<T>, MissSource>()
   /** Fetches from owners. Kept apart from #loads: a peer's request must never join a fetch (a forwarding loop). */
-  readonly #fetches = new Flight<Entry<T>>()
+  readonly #fetches = new Flight<Entry<T>, MissSource>()
   readonly #counters: GroupCounters = zeroCounters()
 
   /** Groups are made by `peer.group()`, not by this constructor. */
@@ -134,20 +136,39 @@ export class Group<T = Buffer> {
     return entry
   }
 
-  /** A miss: one flight per key in this process, at the owner's origin or from the owner. */
+  /**
+   * A miss: one flight per key in this process, at the owner's origin or from the owner. A counted
+   * get (not a background refresh) is counted once by what answered its flight, which the flight notes.
+   */
   async #loadOnce(key: string, signal: AbortSignal | undefined, counted = true): Promise<T> {
     this.#checkKey(key)
     if (counted) this.#counters.gets++
-    if (this.#membership.closed) throw new ClosedError()
-    const holders = this.#replication.holders(key)
-    if (holders[0] === this.#membership.self || holders.length === 0) return (await this.#loadHere(key, signal)).value
+    try {
+      if (this.#membership.closed) throw new ClosedError()
+      const holders = this.#replication.holders(key)
+      const mine = holders[0] === this.#membership.self || holders.length === 0
+      const flights = mine ? this.#loads : this.#fetches
+      if (counted && flights.has(key)) this.#counters.dedupedGets++
+      const pending = mine ? this.#loadHere(key, signal) : this.#fetchOnce(holders, key, signal)
+      const flight = flights.current(key) // the call this get started or joined
+      const entry = await pending
+      if (counted) this.#counters[flight?.note ?? 'loadGets']++
+      return entry.value
+    } catch (err) {
+      if (counted) this.#counters.failedGets++
+      throw err
+    }
+  }
+
+  #fetchOnce(holders: string[], key: string, signal: AbortSignal | undefined): Promise<Entry<T>> {
     if (this.#fetches.has(key)) this.#counters.dedupedLoads++
-    return (await this.#fetches.run(key, (call) => this.#fetchFromOwner(holders, key, call), signal)).value
+    return this.#fetches.run(key, (call) => this.#fetchFromOwner(holders, key, call), signal)
   }
 
   /** Asks the owner, then each replica; when none answers, loads here: a get never fails because a peer did. */
-  async #fetchFromOwner(holders: string[], key: string, call: CallState): Promise<Entry<T>> {
+  async #fetchFromOwner(holders: string[], key: string, call: CallState<MissSource>): Promise<Entry<T>> {
     const { self, transport } = this.#membership
+    const first = holders.find((p) => p !== self)
     for (const peer of holders) {
       if (peer === self) continue
       let fetched: WireEntry
@@ -165,10 +186,15 @@ export class Group<T = Buffer> {
       }
       this.#membership.peerAnswered(peer)
       this.#counters.peerLoads++
+      call.note = peer === first ? 'peerGets' : 'replicaGets'
       return this.#keepFetched(holders, key, fetched, call)
     }
     this.#counters.localLoads++
-    return this.#loadHere(key, call.signal)
+    const pending = this.#loadHere(key, call.signal)
+    const load = this.#loads.current(key)
+    const entry = await pending
+    call.note = load?.note
+    return entry
   }
 
   /**
@@ -195,14 +221,17 @@ export class Group<T = Buffer> {
   /** One load of `key` in this process (a replica's copy, else the origin), shared by everyone who asks meanwhile. */
   #loadHere(key: string, signal: AbortSignal | undefined): Promise<Entry<T>> {
     if (this.#loads.has(key)) this.#counters.dedupedLoads++
-    return this.#loads.run(
-      key,
-      async (call) => (await this.#replication.copyFromReplica(key, call)) ?? this.#loadFromOrigin(key, call),
-      signal,
-    )
+    return this.#loads.run(key, (call) => this.#copyOrLoad(key, call), signal)
   }
 
-  async #loadFromOrigin(key: string, call: CallState): Promise<Entry<T>> {
+  async #copyOrLoad(key: string, call: CallState<MissSource>): Promise<Entry<T>> {
+    const copy = await this.#replication.copyFromReplica(key, call)
+    if (copy === undefined) return this.#loadFromOrigin(key, call)
+    call.note = 'replicaGets'
+    return copy
+  }
+
+  async #loadFromOrigin(key: string, call: CallState<MissSource>): Promise<Entry<T>> {
     this.#counters.loads++
     // The version is taken before the origin is read: a set or remove that lands during the load
     // gets a newer one, so this result can never overwrite it anywhere (owner, replica, hot copy).
@@ -242,7 +271,8 @@ export class Group<T = Buffer> {
     return this.#keepLoaded(key, call, { value: decoded, bytes: own, expiresAt: expiry(ctx.ttlMs), version })
   }
 
-  #keepLoaded(key: string, call: CallState, entry: Entry<T>): Entry<T> {
+  #keepLoaded(key: string, call: CallState<MissSource>, entry: Entry<T>): Entry<T> {
+    call.note = 'loadGets'
     if (!call.forgotten) void this.#replication.keep(key, entry) // replica copies never slow the get that filled
     return entry
   }

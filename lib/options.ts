@@ -242,6 +242,24 @@ export interface GroupStats {
   absentLoads: number
   /** Misses at the owner answered by a replica's copy instead of the origin (after a restart or a membership change). */
   replicaFills: number
+  /**
+   * Gets that missed here, by what answered them (a get that joined a flight counts by that flight's
+   * answer): the first peer asked (the owner, or the first holder up while it is down), a replica
+   * (a later holder when the first could not answer, or the owner's miss filled from a replica's
+   * copy), or an origin load in this process. With the hits and failedGets they add up to `gets`
+   * (background refreshes of stale values are not gets).
+   */
+  peerGets: number
+  replicaGets: number
+  loadGets: number
+  /** Gets that rejected: the origin failed, the caller aborted, the peer was closed. */
+  failedGets: number
+  /** Gets that joined a load or fetch of the same key already under way (also counted by source). */
+  dedupedGets: number
+  /** Peeks from other peers that found nothing here (counted in serverRequests too). */
+  serverMisses: number
+  /** Requests from other peers whose load here failed (counted in serverRequests too). */
+  serverErrors: number
   /** Flights under way now. */
   inFlight: number
   /** The main cache (keys owned or replicated here); `expirations` counts entries that expired. */
@@ -256,5 +274,6 @@ export type GroupCounters = { -readonly [K in Exclude<keyof GroupStats, 'group' 
 export function zeroCounters(): GroupCounters {
   const names = ['gets', 'mainHits', 'hotHits', 'staleHits', 'loads', 'dedupedLoads', 'peerLoads', 'peerErrors', 'localLoads']
   names.push('serverRequests', 'loadErrors', 'sets', 'removes', 'replicaWrites', 'replicaFills', 'absentLoads')
+  names.push('peerGets', 'replicaGets', 'loadGets', 'failedGets', 'dedupedGets', 'serverMisses', 'serverErrors')
   return Object.fromEntries(names.map((n) => [n, 0])) as GroupCounters
 }

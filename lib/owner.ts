@@ -44,7 +44,9 @@ export class OwnerSide<T> implements ServedGroup {
   peek(key: string): Entry<T> | undefined {
     this.#o.checkKey(key)
     this.#o.counters.serverRequests++
-    return this.#o.store.fresh(key)
+    const entry = this.#o.store.fresh(key)
+    if (entry === undefined) this.#o.counters.serverMisses++
+    return entry
   }
 
   /** A peer's get: from the caches, else a local load. */
@@ -52,7 +54,11 @@ export class OwnerSide<T> implements ServedGroup {
     this.#o.checkKey(key)
     this.#o.counters.serverRequests++
     // A stale entry (kept for staleWhileRevalidateMs) is this peer's to serve stale, not the asker's: load.
-    return this.#o.store.fresh(key) ?? this.#o.loadHere(key, signal())
+    const entry = this.#o.store.fresh(key)
+    if (entry !== undefined) return entry
+    const loading = this.#o.loadHere(key, signal())
+    loading.catch(() => this.#o.counters.serverErrors++)
+    return loading
   }
 
   /** A peer's PUT: a set that this process owns, or the owner's copy for this replica. */

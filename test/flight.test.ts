@@ -195,3 +195,17 @@ t.test('a call makes its AbortController only when its signal is asked for', asy
   t.ok(state!.reason !== undefined, 'with the reason')
   d.resolve('late')
 })
+
+t.test("current(key) is the call a run started or joined; its note, set by the call's function, reaches every waiter", async (t) => {
+  const flight = new Flight<string, 'here' | 'there'>()
+  const d = deferred<string>()
+  const first = flight.run('k', (call) => d.promise.then((v) => ((call.note = 'there'), v)))
+  const call = flight.current('k')
+  const second = flight.run('k', () => Promise.resolve('not called'))
+  t.equal(flight.current('k'), call, 'the second run joined the same call')
+  t.equal(call!.note, undefined, 'no note before the function sets one')
+  d.resolve('v')
+  t.same(await Promise.all([first, second]), ['v', 'v'])
+  t.equal(call!.note, 'there', 'every waiter reads the note once its value arrived')
+  t.equal(flight.current('k'), undefined, 'the key is free again')
+})

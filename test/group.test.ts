@@ -297,3 +297,26 @@ t.test('close aborts the loads under way (LoadContext.signal: "or the peer close
   origin.release()
   await pending
 })
+
+t.test('stats: each get counted once by what answered it; joined gets counted as deduped too', async (t) => {
+  const origin = new Origin()
+  const g = soloGroup(t, origin)
+  origin.value = (key) => {
+    if (key === 'bad') throw new Error('no such key')
+    return Buffer.from(key)
+  }
+  origin.hold()
+  const joined = Promise.all([g.get('k'), g.get('k'), g.get('k')])
+  await origin.started()
+  origin.release()
+  await joined
+  await g.get('k')
+  await t.rejects(g.get('bad'), LoadError)
+  const s = g.stats()
+  t.match(s, { gets: 5, loadGets: 3, dedupedGets: 2, mainHits: 1, failedGets: 1, peerGets: 0, replicaGets: 0, loads: 2 })
+  t.equal(
+    s.mainHits + s.hotHits + s.staleHits + s.peerGets + s.replicaGets + s.loadGets + s.failedGets,
+    s.gets,
+    'the sources add up to gets',
+  )
+})
