@@ -6,6 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { InvalidValueError, LoadError, PeerUnavailableError } from './errors.js'
 import { type BatchItem, type Frame, FrameParser, encodeBatch } from './frames.js'
 import { HEADER, PROTOCOL_VERSION, type PeerTransport, type PutMeta, type Stored, type WireEntry, keyPath } from './protocol.js'
+import { type FetchTraceContext, fetchChannel } from './tracing.js'
 
 export interface PeerClientOptions {
   self: string
@@ -30,6 +31,8 @@ interface Queued extends BatchItem {
   resolve(f: WireEntry | undefined): void
   reject(err: unknown): void
   settled: boolean
+  /** Its peercache:fetch context, when a tracer listens. */
+  trace: FetchTraceContext | undefined
 }
 
 interface Answer {
@@ -47,6 +50,8 @@ export class PeerClient implements PeerTransport {
   readonly #queues = new Map<string, Queued[]>()
   /** Batches under way, per peer. */
   readonly #running = new Map<string, Set<AbortController>>()
+  /** Batches sent so far: the number of the next one, for tracing. */
+  #batches = 0
 
   constructor(options: PeerClientOptions) {
     this.#options = options
@@ -67,9 +72,16 @@ export class PeerClient implements PeerTransport {
     return this.#enqueue(peer, group, key, true)
   }
 
+  /** Queues a key for the peer's next batch; traced (one context per key) only when a tracer listens. */
+  #enqueue(peer: string, group: string, key: string, peek: boolean): Promise<WireEntry | undefined> {
+    if (!fetchChannel.hasSubscribers) return this.#queue(peer, group, key, peek, undefined)
+    const trace: FetchTraceContext = { self: this.#options.self, peer, group, key, peek, batch: 0 }
+    return fetchChannel.tracePromise(() => this.#queue(peer, group, key, peek, trace), trace)
+  }
+
   // Callers leave through their flight (Flight's waiters), not here: a queued get has no abort
   // listener of its own, which keeps a remote hit to a few allocations.
-  #enqueue(peer: string, group: string, key: string, peek: boolean): Promise<WireEntry | undefined> {
+  #queue(peer: string, group: string, key: string, peek: boolean, trace: FetchTraceContext | undefined): Promise<WireEntry | undefined> {
     return new Promise<WireEntry | undefined>((resolve, reject) => {
       let queue = this.#queues.get(peer)
       if (queue === undefined) {
@@ -77,7 +89,7 @@ export class PeerClient implements PeerTransport {
         this.#queues.set(peer, queue)
         setImmediate(() => this.#flush(peer, queue!))
       }
-      queue.push({ group, key, peek, resolve, reject, settled: false })
+      queue.push({ group, key, peek, resolve, reject, settled: false, trace })
       if (queue.length >= this.#options.maxBatchKeys) this.#flush(peer, queue)
     })
   }
@@ -95,6 +107,8 @@ export class PeerClient implements PeerTransport {
    */
   async #getBatch(peer: string, items: Queued[]): Promise<void> {
     const o = this.#options
+    const batch = ++this.#batches
+    for (const q of items) if (q.trace !== undefined) q.trace.batch = batch
     // Aborted when the peer misses peerTimeoutMs before its headers (undici's own timeouts tick at
     // ~1 s), or when health decides the peer is down (abortPeer): the waiters move on to a replica.
     const ctl = new AbortController()

@@ -25,6 +25,7 @@ import { expiry, OwnerSide } from './owner.js'
 import type { Stored, WireEntry } from './protocol.js'
 import { Replication } from './replication.js'
 import { Store } from './store.js'
+import { loadChannel } from './tracing.js'
 import { checkKey, nonNegative, positive } from './validate.js'
 
 export type { GetOptions, GroupOptions, GroupStats, LoadContext, Loaded, RemoveResult, SetOptions, SetResult } from './options.js'
@@ -246,7 +247,10 @@ export class Group<T = Buffer> {
     const presetTtlMs = ctx.ttlMs
     let value: Loaded<T> | undefined
     try {
-      value = await this.#load(key, ctx)
+      // Traced only when a tracer listens: the load path then pays one boolean check.
+      value = await (loadChannel.hasSubscribers
+        ? loadChannel.tracePromise(async () => this.#load(key, ctx), { self: this.#membership.self, group: this.name, key })
+        : this.#load(key, ctx))
     } catch (err) {
       if (call.aborted) throw call.reason
       this.#counters.loadErrors++
