@@ -19,6 +19,7 @@ export type { Codec, CodecName } from './codec.js'
 export type { Handler } from './server.js'
 export { PROTOCOL_VERSION } from './protocol.js'
 export type { PeerHealthSnapshot, PeerState, HealthReason } from './health.js'
+export type { MetricsOptions, MetricsRegistry } from './metrics.js'
 export { loadChannel, fetchChannel, type LoadTraceContext, type FetchTraceContext } from './tracing.js'
 export { DnsDiscovery, discover, DiscoveryError, type DnsDiscoveryOptions, type DnsResolver, type DiscoveryFailure } from './discovery.js'
 export {

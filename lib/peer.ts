@@ -10,6 +10,7 @@ import { ClosedError, InvalidGroupError, InvalidOptionError } from './errors.js'
 import { Group, type GroupOptions } from './group.js'
 import { PeerHealth, type PeerHealthSnapshot } from './health.js'
 import { Membership } from './membership.js'
+import { type MetricsOptions, type MetricsRegistry, registerMetrics } from './metrics.js'
 import type { ListenOptions, PeerOptions } from './options.js'
 import { createHttpProbe, type HttpProbe } from './probe.js'
 import { Ring } from './ring.js'
@@ -39,6 +40,8 @@ export class Peer {
   readonly #probe: HttpProbe
   #server: http.Server | undefined
   #closing: Promise<void> | undefined
+  /** Undoes each registerMetrics call (on close). */
+  readonly #unregister: (() => void)[] = []
 
   constructor(options: PeerOptions) {
     if (options === null || typeof options !== 'object')
@@ -122,6 +125,26 @@ export class Peer {
     return this.#groups.get(name) as Group<T> | undefined
   }
 
+  /** Every group of this peer, in the order they were made. */
+  groups(): Group<unknown>[] {
+    return [...this.#groups.values()]
+  }
+
+  /**
+   * Exports this peer's metrics to a prom-client Registry (README, "Observability"): every group,
+   * present and future, its caches, and the health of the other peers, read when Prometheus
+   * scrapes; load and peer fetch durations from the tracing channels. prom-client (an optional peer
+   * dependency) must be installed. One Peer per registry. Returns a function that removes the
+   * metrics again; close() does that too. Throws InvalidOptionError, registering nothing, for
+   * something other than a Registry, a registry that has peercache metrics already, or no prom-client.
+   */
+  registerMetrics(registry: MetricsRegistry, options?: MetricsOptions): () => void {
+    if (this.#closing) throw new ClosedError()
+    const unregister = registerMetrics(this, registry, options)
+    this.#unregister.push(unregister)
+    return unregister
+  }
+
   /** Replaces the membership. Keys move only to or from the peers that joined or left (about 1/N each). */
   setPeers(peers: readonly string[]): void {
     if (this.#closing) throw new ClosedError()
@@ -185,6 +208,7 @@ export class Peer {
     // this process's own callers, who asked a closed peer: stop it.
     for (const group of this.#groups.values()) group.abortFlights(new ClosedError())
     await this.#client.close()
+    for (const unregister of this.#unregister.splice(0)) unregister()
   }
 
   #buildRing(peers: readonly string[]): Ring {
