@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // One application process of the demo: a small HTTP app (`GET /users/:id`) with a peercache Peer
-// embedded. One port serves the app, the peer protocol (/_peercache/...) and the app's /stats.
+// embedded. One port serves the app, the peer protocol (/_peercache/...), the app's /stats and
+// Prometheus metrics at /metrics.
 // Run by hand to assemble a cluster across terminals:
 //   node demo/node.mjs --port 7001 --peers http://127.0.0.1:7001,http://127.0.0.1:7002
 //   node demo/node.mjs --port 7002 --peers http://127.0.0.1:7001,http://127.0.0.1:7002
@@ -13,7 +14,8 @@ const HELP = `Usage: node demo/node.mjs [options]
 
 One demo app node: GET /users/:id answers a user record through peercache (group "users"),
 loading it from a simulated slow store (${ORIGIN_MIN_MS}-${ORIGIN_MAX_MS} ms per load) on a miss.
-The same port serves the peer protocol (/_peercache/...) and GET /stats (JSON counters).
+The same port serves the peer protocol (/_peercache/...), GET /stats (JSON counters) and
+GET /metrics (Prometheus metrics, peer.registerMetrics; needs prom-client installed).
 
 Options:
   --port N        port to listen on (default 7001)
@@ -74,6 +76,7 @@ async function startNode(options) {
   const peer = new Peer({ self: options.self, peers: options.peers })
   const users = peer.group('users', { maxBytes: options.maxBytes, codec: 'string', load: (id, ctx) => origin.load(id, ctx.signal) })
   const counts = { requests: 0, errors: 0 }
+  const metrics = await metricsOf(peer)
 
   async function getUser(id, res) {
     counts.requests++
@@ -112,6 +115,7 @@ async function startNode(options) {
     const match = USER_ID.exec(url)
     if (match) return void getUser(match[1], res)
     if (url === '/stats') return send(res, 200, JSON.stringify(stats()))
+    if (url === '/metrics') return void metrics(res)
     send(res, 404, JSON.stringify({ error: 'not-found', message: 'try GET /users/:id or GET /stats' }))
   })
   // Longer than the keep-alive of peercache's client and the load balancer (4 s), so neither reuses a closing socket.
@@ -130,6 +134,18 @@ async function startNode(options) {
     clearTimeout(force)
   }
   return { close }
+}
+
+/** A /metrics handler: the peer's metrics in a registry of their own, or 501 without prom-client. */
+async function metricsOf(peer) {
+  const prom = await import('prom-client').catch(() => undefined)
+  if (prom === undefined) return (res) => res.writeHead(501, { 'content-type': 'text/plain' }).end('prom-client is not installed\n')
+  const registry = new prom.Registry()
+  peer.registerMetrics(registry)
+  return async (res) => {
+    const text = await registry.metrics()
+    res.writeHead(200, { 'content-type': registry.contentType, 'content-length': Buffer.byteLength(text) }).end(text)
+  }
 }
 
 async function main() {

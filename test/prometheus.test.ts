@@ -2,12 +2,14 @@
 // Prometheus scraping a 3-peer cluster every second reports the hit ratio and the origin loads per
 // second of the traffic this test made, and parses every expression of the Grafana dashboard.
 // Needs Debian's prometheus package (installed here when missing); skips with one line otherwise.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { Registry } from 'prom-client'
 import t from 'tap'
 import { ensureDebianCommand } from './helpers/debian.js'
 import { startGroupCluster } from './helpers/inproc.js'
+import { freePort } from './helpers/net.js'
 import { numberedKeys } from './helpers/peers.js'
 import { serveMetrics, startPrometheus } from './helpers/prometheus.js'
 import { DASHBOARD_FILE, dashboardExpressions } from './helpers/promql.js'
@@ -103,6 +105,30 @@ else {
         t.notOk(samples instanceof Error, `${promql}${samples instanceof Error ? `: ${samples.message}` : ''}`)
       }
     })
+  })
+
+  t.test('a demo node serves /metrics, which promtool accepts', async (t) => {
+    const port = await freePort()
+    const node = spawn(process.execPath, [fileURLToPath(new URL('../demo/node.mjs', import.meta.url)), '--port', String(port)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    const exited = new Promise((resolve) => node.once('exit', resolve))
+    t.teardown(async () => {
+      if (node.exitCode === null && node.signalCode === null) node.kill('SIGTERM')
+      await exited
+    })
+    await new Promise<void>((resolve, reject) => {
+      node.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('serving') && resolve())
+      node.once('exit', (code) => reject(new Error(`the demo node exited (${code}) before it served`)))
+    })
+    const base = `http://127.0.0.1:${port}`
+    t.equal((await fetch(`${base}/users/7`)).status, 200, 'a user from the demo app')
+    const res = await fetch(`${base}/metrics`)
+    const text = await res.text()
+    t.match(res.headers.get('content-type'), /^text\/plain/)
+    t.match(text, /^peercache_gets_total\{group="users",source="load"\} 1$/m, 'its get, counted')
+    const run = spawnSync(promtool.path, ['check', 'metrics'], { input: text, encoding: 'utf8' })
+    t.equal(run.status, 0, `promtool: ${run.stdout}${run.stderr}`.trim())
   })
 
   /** Keys (k0, k1, ...) owned by peer `index`, KEYS of them. */
