@@ -2,14 +2,15 @@
 
 export const SCENARIOS = ['localHit', 'remoteHit', 'stampede', 'zipf', 'memory', 'ring']
 
-export const USAGE = `npm run bench -- [--quick] [--json] [--only name[,name]] [--install] [--cpu-prof] [--connections N] [--pipelining N]
+export const USAGE = `npm run bench -- [--quick] [--json] [--only name[,name]] [--install] [--cpu-prof] [--connections N] [--pipelining N] [--metrics]
   --quick          every scenario, shorter runs (all together under 4 minutes)
   --json           the last line of stdout is one JSON object with every result
   --only name      run these scenarios only: ${SCENARIOS.join(', ')}
   --install        if redis-server is missing, run \`apt-get install -y redis-server\` first
   --cpu-prof       child processes run with node --cpu-prof; profiles go to test/bench/results/
   --connections N  keep-alive connections per peer for peercache's client (default: the library's)
-  --pipelining N   HTTP/1.1 requests in flight per connection for peercache's client (default: the library's)`
+  --pipelining N   HTTP/1.1 requests in flight per connection for peercache's client (default: the library's)
+  --metrics        localHit also measures a group whose peer has Prometheus metrics registered (prom-client)`
 
 /** Parses argv into options; throws with the usage text on anything unknown. */
 export function parseArgs(argv) {
@@ -20,6 +21,7 @@ export function parseArgs(argv) {
     cpuProf: false,
     connections: undefined,
     pipelining: undefined,
+    metrics: false,
     only: [...SCENARIOS],
   }
   for (let i = 0; i < argv.length; i++) {
@@ -28,6 +30,7 @@ export function parseArgs(argv) {
     else if (arg === '--json') options.json = true
     else if (arg === '--install') options.install = true
     else if (arg === '--cpu-prof') options.cpuProf = true
+    else if (arg === '--metrics') options.metrics = true
     else if (arg === '--only' || arg.startsWith('--only=')) options.only = scenarioList(arg.includes('=') ? arg.slice(7) : argv[++i])
     else if (arg === '--connections') options.connections = positiveInt(argv[++i])
     else if (arg === '--pipelining') options.pipelining = positiveInt(argv[++i])

@@ -2,18 +2,19 @@
 import { startRole } from '../procs.mjs'
 import { formatTable, ratio } from '../table.mjs'
 
-export async function run({ quick, log }) {
+export async function run({ quick, metrics, log }) {
   const rounds = quick ? 7 : 15
   const opsPerRound = quick ? 300_000 : 1_000_000
   log(`localHit: ${rounds} rounds of ${opsPerRound} gets each`)
   const proc = await startRole('local-hit', { name: 'localHit' })
   let r
   try {
-    r = await proc.call('measure', [{ rounds, opsPerRound }], 300_000)
+    r = await proc.call('measure', [{ rounds, opsPerRound, metrics }], 300_000)
   } finally {
     await proc.stop()
   }
   const json = { peercacheNs: r.peercacheNs, lruNs: r.lruNs, ratio: r.peercacheNs / r.lruNs, rounds, opsPerRound }
+  if (r.metricsNs !== undefined) Object.assign(json, { metricsNs: r.metricsNs, metricsRatio: r.metricsNs / r.peercacheNs })
   const rows = [
     ['await lru.get(key) (lru-cache)', 1e9 / r.lruNs, r.lruNs, Math.max(...r.roundsNs.lru), '1.00x'],
     [
@@ -24,6 +25,14 @@ export async function run({ quick, log }) {
       ratio(r.peercacheNs, r.lruNs),
     ],
   ]
+  if (r.metricsNs !== undefined)
+    rows.push([
+      'await group.get(key), metrics registered',
+      1e9 / r.metricsNs,
+      r.metricsNs,
+      Math.max(...r.roundsNs.metrics),
+      `${ratio(r.metricsNs, r.lruNs)} (${ratio(r.metricsNs, r.peercacheNs)} of no metrics)`,
+    ])
   const text =
     formatTable(
       `Local hit: median of ${rounds} rounds of ${opsPerRound.toLocaleString('en-US')} gets of one cached key`,
