@@ -91,7 +91,8 @@ function promClient(): typeof Prom {
  * something that is not a registry, a registry that already has peercache metrics, or no prom-client.
  */
 export function registerMetrics(source: MetricsSource, registry: MetricsRegistry, options: MetricsOptions = {}): () => void {
-  if (registry === null || typeof registry !== 'object' || typeof registry.registerMetric !== 'function')
+  const methods = ['registerMetric', 'getSingleMetric', 'removeSingleMetric'] as const
+  if (registry === null || typeof registry !== 'object' || methods.some((m) => typeof registry[m] !== 'function'))
     throw new InvalidOptionError('registry', 'must be a prom-client Registry (new Registry(), or prom-client’s register)')
   const prom = promClient()
   const metrics: Named[] = []
@@ -123,15 +124,19 @@ export function registerMetrics(source: MetricsSource, registry: MetricsRegistry
   const traced = tracedMetrics(prom, source.self, () => stats().map((s) => s.group), options)
   metrics.push(...traced.metrics)
 
-  const taken = metrics.find((m) => registry.getSingleMetric(m.name) !== undefined)
+  // The names as registered: an OpenMetrics registry renames its counters (drops _total) when it renders them.
+  const names = metrics.map((m) => m.name)
+  const taken = names.find((name) => registry.getSingleMetric(name) !== undefined)
   if (taken) {
     traced.unsubscribe()
-    throw new InvalidOptionError('registry', `it has a metric named ${taken.name} already (one Peer per registry)`)
+    throw new InvalidOptionError('registry', `it has a metric named ${taken} already (one Peer per registry)`)
   }
   for (const m of metrics) registry.registerMetric(m)
   return () => {
     traced.unsubscribe()
-    for (const m of metrics) if (registry.getSingleMetric(m.name) === m) registry.removeSingleMetric(m.name)
+    names.forEach((name, i) => {
+      if (registry.getSingleMetric(name) === metrics[i]) registry.removeSingleMetric(name)
+    })
   }
 }
 

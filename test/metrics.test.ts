@@ -214,6 +214,19 @@ t.test('bad registries are refused with InvalidOptionError, and nothing is regis
   t.equal(registry.getMetricsAsArray().length, names, 'and the registry can take another peer')
 })
 
+t.test('an OpenMetrics registry renders the counters with _total and unregisters them all', async (t) => {
+  const peer = new Peer({ self: 'http://127.0.0.1:1' })
+  t.teardown(() => peer.close())
+  peer.group('g', { maxBytes: 1 << 20, load: () => Buffer.from('v') })
+  const registry = new Registry(Registry.OPENMETRICS_CONTENT_TYPE)
+  const unregister = peer.registerMetrics(registry)
+  const text = await registry.metrics()
+  t.match(text, /^# TYPE peercache_gets counter$/m)
+  t.match(text, /^peercache_gets_total\{group="g",source="main"\} 0$/m)
+  unregister()
+  t.equal(registry.getMetricsAsArray().length, 0, 'every metric removed, renamed or not')
+})
+
 t.test('without prom-client installed, peercache works and registerMetrics says what is missing', async (t) => {
   // The built package alone in a node_modules of its own, beside its dependencies (linked) but no prom-client.
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'peercache-no-prom-'))
