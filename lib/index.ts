@@ -21,6 +21,7 @@ export { PROTOCOL_VERSION } from './protocol.js'
 export type { PeerHealthSnapshot, PeerState, HealthReason } from './health.js'
 export type { MetricsOptions, MetricsRegistry } from './metrics.js'
 export { loadChannel, fetchChannel, type LoadTraceContext, type FetchTraceContext } from './tracing.js'
+export type { Logger } from './log.js'
 export { DnsDiscovery, discover, DiscoveryError, type DnsDiscoveryOptions, type DnsResolver, type DiscoveryFailure } from './discovery.js'
 export {
   PeercacheError,

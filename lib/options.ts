@@ -5,6 +5,7 @@ import type { CacheStats } from './cache.js'
 import type { Codec, CodecName } from './codec.js'
 import type { GROUP_DEFAULTS, LISTEN_DEFAULTS, PEER_DEFAULTS } from './defaults.js'
 import type { HealthReason, PeerState } from './health.js'
+import type { Logger } from './log.js'
 
 export interface PeerOptions {
   /**
@@ -76,6 +77,13 @@ export interface PeerOptions {
   probeTimeoutMs?: number
   /** Called when another peer's state changes (up, suspect, down): for logs and metrics. */
   onPeerStateChange?: (peer: string, from: PeerState, to: PeerState, reason: HealthReason) => void
+  /**
+   * Where this peer logs, with pino's interface (`info(fields, message)` and debug, warn, error): a
+   * pino logger fits as is. It hears of membership changes (setPeers), other peers going suspect,
+   * down (warn) and up, peers announcing that they leave, this peer leaving, and errors nothing else
+   * reports; never one line per get. Default: silent.
+   */
+  logger?: Logger
   /**
    * Most requests under way at once when one operation fans out (replica copies, remove broadcasts).
    * @default {@link PEER_DEFAULTS}.fanOut (16)

@@ -9,6 +9,7 @@ import { LISTEN_DEFAULTS, PEER_DEFAULTS } from './defaults.js'
 import { ClosedError, InvalidGroupError, InvalidOptionError } from './errors.js'
 import { Group, type GroupOptions } from './group.js'
 import { PeerHealth, type PeerHealthSnapshot } from './health.js'
+import { describe, type Logger, log, loggerOption, logMembership, logPeerState } from './log.js'
 import { Membership } from './membership.js'
 import { type MetricsOptions, type MetricsRegistry, registerMetrics } from './metrics.js'
 import type { ListenOptions, PeerOptions } from './options.js'
@@ -38,6 +39,7 @@ export class Peer {
   readonly #membership: Membership
   readonly #health: PeerHealth
   readonly #probe: HttpProbe
+  readonly #log: Logger
   #server: http.Server | undefined
   #closing: Promise<void> | undefined
   /** Undoes each registerMetrics call (on close). */
@@ -48,6 +50,7 @@ export class Peer {
       throw new InvalidOptionError('options', 'new Peer({ self, peers }) needs an options object')
     const o = { ...PEER_DEFAULTS, ...definedOnly(options) }
     this.self = peerUrl('self', options.self)
+    this.#log = loggerOption(options.logger)
     this.#vnodes = o.vnodes
     if (!Number.isInteger(o.vnodes) || o.vnodes < 1 || o.vnodes > 10_000)
       throw new InvalidOptionError('vnodes', `must be an integer from 1 to 10000, got ${String(o.vnodes)}`)
@@ -76,7 +79,15 @@ export class Peer {
       onChange: (p, from, to, reason) => {
         // Gets waiting on a peer that is now down move on to its replica instead of waiting out fetchTimeoutMs.
         if (to === 'down') this.#client.abortPeer(p, `marked down (${reason})`)
-        onChange?.(p, from, to, reason)
+        const lastError = to === 'down' ? this.#health.snapshot().find((s) => s.peer === p)?.lastError : undefined
+        logPeerState(this.#log, this.self, { peer: p, from, to, reason, lastError })
+        try {
+          onChange?.(p, from, to, reason)
+        } catch (err) {
+          // Failure detection goes on (it makes the error a process warning); the log says whose callback failed.
+          log(this.#log, 'error', { self: this.self, peer: p, error: describe(err) }, 'onPeerStateChange threw')
+          throw err
+        }
       },
     })
     this.#membership = new Membership({
@@ -92,7 +103,10 @@ export class Peer {
       closing: () => this.#membership.closed,
       // A peer announcing a graceful leave is routed around at once (and probed until it is back).
       left: (p) => {
-        if (p !== this.self && this.#membership.members().includes(p)) this.#health.markDown(p)
+        if (p !== this.self && this.#membership.members().includes(p)) {
+          log(this.#log, 'info', { self: this.self, peer: p }, `peer ${p} says it leaves`)
+          this.#health.markDown(p)
+        }
       },
     })
   }
@@ -153,6 +167,7 @@ export class Peer {
     this.#membership.setRing(ring)
     this.#client.retain(ring.peers)
     for (const p of before) if (!ring.peers.includes(p)) this.#health.forget(p)
+    logMembership(this.#log, this.self, before, ring.peers)
   }
 
   /** What this process knows of each other peer's health: up, suspect or down, and why. */
@@ -190,7 +205,18 @@ export class Peer {
   async #shutdown(): Promise<void> {
     // Announce first and keep answering meanwhile: a peer that has not heard yet is still served.
     const others = this.#membership.members().filter((p) => p !== this.self)
-    await Promise.allSettled(others.map((p) => this.#membership.limit(() => this.#client.leave(p))))
+    log(this.#log, 'info', { self: this.self, peers: others.length }, 'leaving: telling the other peers')
+    const told = await Promise.allSettled(others.map((p) => this.#membership.limit(() => this.#client.leave(p))))
+    told.forEach((r, i) => {
+      // It routes around this peer all the same, once its requests fail: worth a warning, not more.
+      if (r.status === 'rejected')
+        log(
+          this.#log,
+          'warn',
+          { self: this.self, peer: others[i], error: describe(r.reason) },
+          'could not tell a peer that this one leaves',
+        )
+    })
     this.#membership.closed = true
     await this.#health.close()
     await this.#probe.close()
