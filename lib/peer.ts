@@ -208,11 +208,11 @@ export class Peer {
     log(this.#log, 'info', { self: this.self, peers: others.length }, 'leaving: telling the other peers')
     const told = await Promise.allSettled(others.map((p) => this.#membership.limit(() => this.#client.leave(p))))
     told.forEach((r, i) => {
-      // It routes around this peer all the same, once its requests fail: worth a warning, not more.
+      // It routes around this peer all the same once its requests fail, and is often down itself: news, not a warning.
       if (r.status === 'rejected')
         log(
           this.#log,
-          'warn',
+          'info',
           { self: this.self, peer: others[i], error: describe(r.reason) },
           'could not tell a peer that this one leaves',
         )
