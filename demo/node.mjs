@@ -70,10 +70,20 @@ function parseOptions(argv) {
   }
 }
 
+/**
+ * peercache's logger (pino's interface) as JSON lines on stdout, which the demo sends to this node's
+ * log: {"time":...,"level":"warn","node":"n1","msg":"peer http://... is down","peer":...}. Debug lines are left out.
+ */
+function jsonLogger(node) {
+  const write = (level) => (fields, msg) =>
+    void process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level, node, msg, ...fields })}\n`)
+  return { debug() {}, info: write('info'), warn: write('warn'), error: write('error') }
+}
+
 /** Starts the app; resolves once it listens. */
 async function startNode(options) {
   const origin = createOrigin()
-  const peer = new Peer({ self: options.self, peers: options.peers })
+  const peer = new Peer({ self: options.self, peers: options.peers, logger: jsonLogger(options.id) })
   const users = peer.group('users', { maxBytes: options.maxBytes, codec: 'string', load: (id, ctx) => origin.load(id, ctx.signal) })
   const counts = { requests: 0, errors: 0 }
   const metrics = await metricsOf(peer)
