@@ -149,6 +149,22 @@ export class ClosedError extends PeercacheError {
   }
 }
 
+/**
+ * A snapshot that cannot be restored at all: its header is unreadable, of another format version or
+ * of another group, or the input is not bytes. Nothing was restored. (Damage after the header is not
+ * an error: `restore()` keeps what it could read and counts the rest.)
+ */
+export class SnapshotError extends PeercacheError {
+  override readonly code = 'PEERCACHE_ERR_SNAPSHOT'
+  constructor(
+    readonly group: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`peercache: group "${group}": cannot restore the snapshot: ${reason}`, options)
+  }
+}
+
 /** What a caller's aborted signal rejects with when the signal has no reason of its own. */
 export class AbortError extends PeercacheError {
   override readonly code = 'ABORT_ERR'

@@ -17,13 +17,17 @@ import type {
   LoadContext,
   Loaded,
   RemoveResult,
+  RestoreResult,
   SetOptions,
   SetResult,
+  SnapshotOptions,
+  SnapshotResult,
 } from './options.js'
 import { zeroCounters } from './options.js'
 import { expiry, OwnerSide } from './owner.js'
 import type { Stored, WireEntry } from './protocol.js'
 import { Replication } from './replication.js'
+import { restoreSnapshot, type SnapshotTarget, writeSnapshot } from './snapshot.js'
 import { Store } from './store.js'
 import { loadChannel } from './tracing.js'
 import { checkKey, nonNegative, positive } from './validate.js'
@@ -344,6 +348,38 @@ export class Group<T = Buffer> {
     return {
       acknowledged: [...first.acknowledged, ...rest.acknowledged],
       unreachable: [...first.unreachable, ...rest.unreachable],
+    }
+  }
+
+  /**
+   * Writes the group's fresh entries, with their versions and expiry, to `writable` (a file, an
+   * upload stream, a socket) in the snapshot format (README, "Snapshots"); ends it unless `end: false`.
+   */
+  snapshot(writable: NodeJS.WritableStream, options?: SnapshotOptions): Promise<SnapshotResult> {
+    return writeSnapshot(this.#snapshotTarget(), writable, options)
+  }
+
+  /**
+   * Reads a snapshot of this group from `readable` (consumed and closed): keeps the keys this
+   * process owns or replicates under the current ring, others as hot copies while the hot cache has
+   * room, never an entry older than the one held. Damage is counted in the result, and what came
+   * before it is kept; rejects (with SnapshotError, nothing restored) only when the header is unreadable.
+   */
+  restore(readable: AsyncIterable<Uint8Array>): Promise<RestoreResult> {
+    if (this.#membership.closed) return Promise.reject(new ClosedError())
+    return restoreSnapshot(this.#snapshotTarget(), readable)
+  }
+
+  #snapshotTarget(): SnapshotTarget<T> {
+    return {
+      group: this.name,
+      self: this.#membership.self,
+      store: this.#store,
+      codec: this.#codec,
+      maxKeyBytes: this.#maxKeyBytes,
+      keepsAbsent: this.#absentTtlMs > 0,
+      holders: (key) => this.#replication.holders(key),
+      checkKey: (key) => this.#checkKey(key),
     }
   }
 

@@ -12,7 +12,11 @@ export type {
   SetOptions,
   SetResult,
   RemoveResult,
+  SnapshotOptions,
+  SnapshotResult,
+  RestoreResult,
 } from './options.js'
+export { SNAPSHOT_FORMAT } from './snapshot-format.js'
 export { PEER_DEFAULTS, LISTEN_DEFAULTS, GROUP_DEFAULTS, HEALTH_DEFAULTS, DISCOVERY_DEFAULTS } from './defaults.js'
 export type { CacheStats } from './cache.js'
 export type { Codec, CodecName } from './codec.js'
@@ -33,4 +37,5 @@ export {
   PeerUnavailableError,
   ClosedError,
   AbortError,
+  SnapshotError,
 } from './errors.js'

@@ -215,6 +215,43 @@ export interface RemoveResult {
   unreachable: string[]
 }
 
+export interface SnapshotOptions {
+  /** End `writable` when the snapshot is written (false: leave it open, e.g. a socket that carries more). Default: true. */
+  end?: boolean
+  /** Stops writing (the promise rejects with the signal's reason; what was written is a truncated snapshot). */
+  signal?: AbortSignal
+}
+
+export interface SnapshotResult {
+  /** Entries written (fresh entries of the main and hot caches). */
+  entries: number
+  /** Bytes written, header and end mark included. */
+  bytes: number
+  /** The time the snapshot names in its header, ms since the epoch. */
+  createdAt: number
+}
+
+/** What `restore()` did with each record of a snapshot. */
+export interface RestoreResult {
+  /** Records now held here: in the main cache, or as hot copies. */
+  restored: number
+  /**
+   * Whole records not kept: expired, a key this process neither owns nor replicates with no room
+   * left in the hot cache, older than what is held here (or than a removal), too large for the
+   * group, or a key or value the group refuses.
+   */
+  skipped: number
+  /**
+   * Records lost to damage: a checksum that failed (that record is dropped, the reading goes on), or
+   * a cut (the input ended inside a record or before the end mark; nothing after it exists).
+   */
+  damaged: number
+  /** Whether the snapshot was read to its end mark (false: it was cut off or damaged beyond reading). */
+  complete: boolean
+  /** When the snapshot was taken, ms since the epoch (from its header). */
+  createdAt: number
+}
+
 /** The counters of a group since it was created. */
 export interface GroupStats {
   group: string

@@ -17,6 +17,7 @@ const samples: Record<string, Error> = {
   ClosedError: new api.ClosedError(),
   AbortError: new api.AbortError(),
   DiscoveryError: new api.DiscoveryError('peers.local', 'empty', 'no records'),
+  SnapshotError: new api.SnapshotError('g', 'bad magic'),
 }
 
 t.test('every exported error class is instanceof PeercacheError and has a stable code', async (t) => {
@@ -39,7 +40,7 @@ t.test('input errors are TypeErrors as well; the others are not', async (t) => {
   for (const name of ['InvalidKeyError', 'InvalidGroupError', 'InvalidOptionError', 'InvalidValueError']) {
     t.ok(samples[name] instanceof TypeError, `${name} instanceof TypeError`)
   }
-  for (const name of ['LoadError', 'PeerUnavailableError', 'ClosedError', 'AbortError', 'DiscoveryError']) {
+  for (const name of ['LoadError', 'PeerUnavailableError', 'ClosedError', 'AbortError', 'DiscoveryError', 'SnapshotError']) {
     t.notOk(samples[name] instanceof TypeError, `${name} is not a TypeError`)
   }
 })
