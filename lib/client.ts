@@ -52,6 +52,7 @@ export class PeerClient implements PeerTransport {
   readonly #running = new Map<string, Set<AbortController>>()
   /** Batches sent so far: the number of the next one, for tracing. */
   #batches = 0
+  #closed = false
 
   constructor(options: PeerClientOptions) {
     this.#options = options
@@ -213,7 +214,9 @@ export class PeerClient implements PeerTransport {
     }
   }
 
+  /** Closes every connection; from now on nothing is sent (a late request fails at once). */
   async close(): Promise<void> {
+    this.#closed = true
     const pools = [...this.#pools.values()]
     this.#pools.clear()
     await Promise.allSettled(pools.map((p) => p.close()))
@@ -247,6 +250,7 @@ export class PeerClient implements PeerTransport {
   #pool(peer: string): Pool {
     let pool = this.#pools.get(peer)
     if (pool === undefined) {
+      if (this.#closed) throw new PeerUnavailableError(peer, 'this peer is closed: nothing more is sent', { reason: 'closed' })
       const o = this.#options
       pool = new Pool(peer, {
         connections: o.connections,

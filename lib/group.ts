@@ -23,14 +23,14 @@ import type {
   SnapshotOptions,
   SnapshotResult,
 } from './options.js'
-import { zeroCounters } from './options.js'
+import { GROUP_OPTION_NAMES, zeroCounters } from './options.js'
 import { expiry, OwnerSide } from './owner.js'
-import type { Stored, WireEntry } from './protocol.js'
+import { MAX_KEY_BYTES, type Stored, type WireEntry } from './protocol.js'
 import { Replication } from './replication.js'
 import { restoreSnapshot, type SnapshotTarget, writeSnapshot } from './snapshot.js'
 import { Store } from './store.js'
 import { loadChannel } from './tracing.js'
-import { checkKey, nonNegative, positive } from './validate.js'
+import { checkKey, integer, knownOptions, nonNegative, positive } from './validate.js'
 
 export type { GetOptions, GroupOptions, GroupStats, LoadContext, Loaded, RemoveResult, SetOptions, SetResult } from './options.js'
 
@@ -66,6 +66,7 @@ export class Group<T = Buffer> {
     if (typeof name !== 'string' || !GROUP_NAME.test(name)) throw new InvalidGroupError(name, 'group names match [A-Za-z0-9._-]{1,64}')
     if (options === null || typeof options !== 'object')
       throw new InvalidOptionError('options', 'group options are required: { maxBytes, load }')
+    knownOptions('GroupOptions', options, GROUP_OPTION_NAMES)
     const absentTtlMs = nonNegative('absentTtlMs', options.absentTtlMs ?? GROUP_DEFAULTS.absentTtlMs)
     // Without a loader every miss is an absent value: a group filled by set() alone (a Keyv store).
     if (options.load === undefined && absentTtlMs === 0)
@@ -75,9 +76,7 @@ export class Group<T = Buffer> {
     const maxBytes = positive('maxBytes', options.maxBytes)
     const ratio = options.hotCacheRatio ?? GROUP_DEFAULTS.hotCacheRatio
     if (!(ratio >= 0 && ratio <= 0.5)) throw new InvalidOptionError('hotCacheRatio', `must be from 0 to 0.5, got ${ratio}`)
-    const replicas = options.replicas ?? GROUP_DEFAULTS.replicas
-    if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5)
-      throw new InvalidOptionError('replicas', `must be an integer from 1 to 5, got ${replicas}`)
+    const replicas = integer('replicas', options.replicas ?? GROUP_DEFAULTS.replicas, 1, 5)
     this.name = name
     this.#membership = membership
     this.#load = options.load ?? noLoader
@@ -86,9 +85,10 @@ export class Group<T = Buffer> {
     const hotBytes = Math.floor(maxBytes * ratio)
     this.#staleMs = nonNegative('staleWhileRevalidateMs', options.staleWhileRevalidateMs ?? GROUP_DEFAULTS.staleWhileRevalidateMs)
     this.#store = new Store<T>(maxBytes - hotBytes, hotBytes, this.#staleMs)
-    this.#hotThreshold = positive('hotThreshold', options.hotThreshold ?? GROUP_DEFAULTS.hotThreshold)
+    // The sketch counts to 255: a higher threshold could never be reached.
+    this.#hotThreshold = integer('hotThreshold', options.hotThreshold ?? GROUP_DEFAULTS.hotThreshold, 1, 255)
     this.#ttlMs = nonNegative('ttlMs', options.ttlMs ?? GROUP_DEFAULTS.ttlMs)
-    this.#maxKeyBytes = positive('maxKeyBytes', options.maxKeyBytes ?? GROUP_DEFAULTS.maxKeyBytes)
+    this.#maxKeyBytes = integer('maxKeyBytes', options.maxKeyBytes ?? GROUP_DEFAULTS.maxKeyBytes, 1, MAX_KEY_BYTES)
     this.#replication = new Replication<T>({
       group: name,
       membership,
@@ -281,7 +281,8 @@ export class Group<T = Buffer> {
 
   #keepLoaded(key: string, call: CallState<MissSource>, entry: Entry<T>): Entry<T> {
     call.note = 'loadGets'
-    if (!call.forgotten) void this.#replication.keep(key, entry) // replica copies never slow the get that filled
+    if (entrySize(key, entry.bytes) > this.ownerSide.maxValueBytes) this.#tooLarge(key, entry.bytes.byteLength)
+    else if (!call.forgotten) void this.#replication.keep(key, entry) // replica copies never slow the get that filled
     return entry
   }
 
@@ -327,7 +328,8 @@ export class Group<T = Buffer> {
     // The owner and the replicas after it have the value; everyone else, the owners that failed
     // included (they may only be cut off), drops older copies.
     const rest = await this.#replication.dropEverywhereBut(new Set(candidates.slice(candidates.indexOf(owner))), key, stored.version)
-    return { owner, version: stored.version, expiresAt: stored.expiresAt, unreachable: [...stored.unreachable, ...rest.unreachable] }
+    const unreachable = [...new Set([...stored.unreachable, ...rest.unreachable])]
+    return { owner, version: stored.version, expiresAt: stored.expiresAt, unreachable }
   }
 
   /**
@@ -387,10 +389,23 @@ export class Group<T = Buffer> {
     return { group: this.name, ...this.#counters, inFlight: this.#loads.size + this.#fetches.size, ...this.#store.stats() }
   }
 
-  /** @internal On close: loads and fetches still under way are told to stop (their ctx.signal aborts). */
-  abortFlights(reason: unknown): void {
+  /**
+   * @internal On close: loads and fetches still under way are told to stop (their ctx.signal aborts),
+   * and copies waiting to be retried are dropped. Results that arrive later are cached nowhere.
+   */
+  close(reason: unknown): void {
     this.#loads.abortAll(reason)
     this.#fetches.abortAll(reason)
+    this.#replication.close()
+  }
+
+  /** A value larger than the group's budget is handed back but not cached: counted, and said once per group. */
+  #tooLarge(key: string, bytes: number): void {
+    if (this.#counters.tooLarge++ > 0) return
+    process.emitWarning(
+      `peercache: group "${this.name}": the loader gave key ${JSON.stringify(key.slice(0, 80))} a value of ${bytes} bytes, more than the group can cache (${this.ownerSide.maxValueBytes} bytes with key and bookkeeping): such values are loaded again on every get (stats().tooLarge counts them)`,
+      { code: 'PEERCACHE_VALUE_TOO_LARGE' },
+    )
   }
 
   #checkKey(key: unknown): asserts key is string {

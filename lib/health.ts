@@ -200,9 +200,13 @@ export class PeerHealth {
     this.#running.get(peer)?.controller.abort()
   }
 
-  /** Every peer that ever failed or was marked (others are up), sorted by peer. */
-  snapshot(): PeerHealthSnapshot[] {
-    return [...this.#peers.values()]
+  /**
+   * Each of `peers` (sorted; one never heard of is up with a clean record), or without `peers` every
+   * peer that ever failed or was marked.
+   */
+  snapshot(peers?: readonly string[]): PeerHealthSnapshot[] {
+    const records = peers === undefined ? [...this.#peers.values()] : peers.map((peer) => this.#peers.get(peer) ?? this.#fresh(peer))
+    return records
       .sort((a, b) => (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0))
       .map((p) => ({
         peer: p.peer,
@@ -241,26 +245,31 @@ export class PeerHealth {
   #track(peer: string): Tracked {
     let p = this.#peers.get(peer)
     if (p === undefined) {
-      p = {
-        peer,
-        state: 'up',
-        since: this.#now(),
-        failures: 0,
-        level: 0,
-        cooldownMs: 0,
-        nextProbeAt: undefined,
-        timer: undefined,
-        deciding: false,
-        queued: false,
-        lastFailure: undefined,
-        downs: 0,
-        probes: 0,
-        failedProbes: 0,
-        lastError: undefined,
-      }
+      p = this.#fresh(peer)
       this.#peers.set(peer, p)
     }
     return p
+  }
+
+  /** The record of a peer that never failed: up since now, nothing counted. */
+  #fresh(peer: string): Tracked {
+    return {
+      peer,
+      state: 'up',
+      since: this.#now(),
+      failures: 0,
+      level: 0,
+      cooldownMs: 0,
+      nextProbeAt: undefined,
+      timer: undefined,
+      deciding: false,
+      queued: false,
+      lastFailure: undefined,
+      downs: 0,
+      probes: 0,
+      failedProbes: 0,
+      lastError: undefined,
+    }
   }
 
   /** Changes state, sets up what the new state needs (a probe, a cooldown, nothing), then tells onChange. */

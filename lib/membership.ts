@@ -47,9 +47,22 @@ export class Membership {
     return this.#ring.owners(key, count, this.#skip)
   }
 
-  /** A request to `peer` failed: only silence says it may be down; an answer, even an error, says it is alive. */
+  /** Whether `peer` is a member now (a request to a peer that has left may still fail afterwards). */
+  isMember(peer: string): boolean {
+    return this.#ring.peers.includes(peer)
+  }
+
+  /** Whether requests go to `peer` now: it is this process, or up. */
+  isUp(peer: string): boolean {
+    return !this.#skip(peer)
+  }
+
+  /**
+   * A request to `peer` failed: only silence says it may be down; an answer, even an error, says it
+   * is alive. A peer that has left the membership is not tracked again (it would be probed forever).
+   */
   peerFailed(peer: string, err: unknown): void {
-    if (!(err instanceof PeerUnavailableError)) return
+    if (!(err instanceof PeerUnavailableError) || !this.isMember(peer)) return
     if (err.reason === 'closing') this.#health.markDown(peer)
     else if (err.reason !== undefined) this.#health.success(peer)
     else this.#health.failure(peer, err)

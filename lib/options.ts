@@ -91,6 +91,25 @@ export interface PeerOptions {
   fanOut?: number
 }
 
+/** Every name PeerOptions has: anything else given to `new Peer()` is refused (tsc keeps the two in step). */
+export const PEER_OPTION_NAMES = Object.keys({
+  self: true,
+  peers: true,
+  basePath: true,
+  vnodes: true,
+  peerTimeoutMs: true,
+  fetchTimeoutMs: true,
+  connectTimeoutMs: true,
+  connections: true,
+  pipelining: true,
+  keepAliveTimeoutMs: true,
+  maxBatchKeys: true,
+  probeTimeoutMs: true,
+  onPeerStateChange: true,
+  fanOut: true,
+  logger: true,
+} satisfies Record<keyof PeerOptions, true>)
+
 export interface ListenOptions {
   /**
    * The TCP port; 0: any free port.
@@ -186,6 +205,20 @@ export interface GroupOptions<T = Buffer> {
    */
   maxKeyBytes?: number
 }
+
+/** Every name GroupOptions has: anything else given to `peer.group()` is refused (tsc keeps the two in step). */
+export const GROUP_OPTION_NAMES = Object.keys({
+  maxBytes: true,
+  load: true,
+  codec: true,
+  replicas: true,
+  hotCacheRatio: true,
+  hotThreshold: true,
+  ttlMs: true,
+  staleWhileRevalidateMs: true,
+  maxKeyBytes: true,
+  absentTtlMs: true,
+} satisfies Record<keyof GroupOptions, true>)
 
 export interface GetOptions {
   /** Ends this caller's wait (rejecting with the signal's reason); the shared load goes on for others. */
@@ -305,6 +338,8 @@ export interface GroupStats {
   serverMisses: number
   /** Requests from other peers whose load here failed (counted in serverRequests too). */
   serverErrors: number
+  /** Values the origin gave that are larger than the group can cache: each get of such a key loads it again. */
+  tooLarge: number
   /** Flights under way now. */
   inFlight: number
   /** The main cache (keys owned or replicated here); `expirations` counts entries that expired. */
@@ -318,7 +353,7 @@ export type GroupCounters = { -readonly [K in Exclude<keyof GroupStats, 'group' 
 
 export function zeroCounters(): GroupCounters {
   const names = ['gets', 'mainHits', 'hotHits', 'staleHits', 'loads', 'dedupedLoads', 'peerLoads', 'peerErrors', 'localLoads']
-  names.push('serverRequests', 'loadErrors', 'sets', 'removes', 'replicaWrites', 'replicaFills', 'absentLoads')
+  names.push('serverRequests', 'loadErrors', 'sets', 'removes', 'replicaWrites', 'replicaFills', 'absentLoads', 'tooLarge')
   names.push('peerGets', 'replicaGets', 'loadGets', 'failedGets', 'dedupedGets', 'serverMisses', 'serverErrors')
   return Object.fromEntries(names.map((n) => [n, 0])) as GroupCounters
 }

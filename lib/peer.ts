@@ -12,11 +12,12 @@ import { PeerHealth, type PeerHealthSnapshot } from './health.js'
 import { describe, type Logger, log, loggerOption, logMembership, logPeerState } from './log.js'
 import { Membership } from './membership.js'
 import { type MetricsOptions, type MetricsRegistry, registerMetrics } from './metrics.js'
-import type { ListenOptions, PeerOptions } from './options.js'
+import { type ListenOptions, PEER_OPTION_NAMES, type PeerOptions } from './options.js'
+import { MAX_BATCH_KEYS } from './protocol.js'
 import { createHttpProbe, type HttpProbe } from './probe.js'
 import { Ring } from './ring.js'
 import { createHandler, type Handler } from './server.js'
-import { definedOnly, positive } from './validate.js'
+import { definedOnly, integer, knownOptions } from './validate.js'
 
 export type { ListenOptions, PeerOptions } from './options.js'
 
@@ -48,29 +49,31 @@ export class Peer {
   constructor(options: PeerOptions) {
     if (options === null || typeof options !== 'object')
       throw new InvalidOptionError('options', 'new Peer({ self, peers }) needs an options object')
+    knownOptions('PeerOptions', options, PEER_OPTION_NAMES)
     const o = { ...PEER_DEFAULTS, ...definedOnly(options) }
     this.self = peerUrl('self', options.self)
     this.#log = loggerOption(options.logger)
-    this.#vnodes = o.vnodes
-    if (!Number.isInteger(o.vnodes) || o.vnodes < 1 || o.vnodes > 10_000)
-      throw new InvalidOptionError('vnodes', `must be an integer from 1 to 10000, got ${String(o.vnodes)}`)
+    this.#vnodes = integer('vnodes', o.vnodes, 1, 10_000)
     if (!/^\/([A-Za-z0-9._~-]+\/)*$/.test(o.basePath))
       throw new InvalidOptionError('basePath', `must start and end with "/", got ${JSON.stringify(o.basePath)}`)
     const ring = this.#buildRing(options.peers ?? [])
-    this.#fetchTimeoutMs = positive('fetchTimeoutMs', o.fetchTimeoutMs)
+    // Timeouts and counts feed undici, which takes only integers (a fraction failed every request).
+    this.#fetchTimeoutMs = integer('fetchTimeoutMs', o.fetchTimeoutMs, 1)
     this.#client = new PeerClient({
       self: this.self,
       basePath: o.basePath,
-      connectTimeoutMs: positive('connectTimeoutMs', o.connectTimeoutMs),
-      peerTimeoutMs: positive('peerTimeoutMs', o.peerTimeoutMs),
+      connectTimeoutMs: integer('connectTimeoutMs', o.connectTimeoutMs, 1),
+      peerTimeoutMs: integer('peerTimeoutMs', o.peerTimeoutMs, 1),
       fetchTimeoutMs: this.#fetchTimeoutMs,
-      connections: positive('connections', o.connections),
-      pipelining: positive('pipelining', o.pipelining),
-      keepAliveTimeoutMs: positive('keepAliveTimeoutMs', o.keepAliveTimeoutMs),
-      maxBatchKeys: positive('maxBatchKeys', o.maxBatchKeys),
-      onStall: (p) => this.#health.check(p),
+      connections: integer('connections', o.connections, 1),
+      pipelining: integer('pipelining', o.pipelining, 1),
+      keepAliveTimeoutMs: integer('keepAliveTimeoutMs', o.keepAliveTimeoutMs, 1),
+      maxBatchKeys: integer('maxBatchKeys', o.maxBatchKeys, 1, MAX_BATCH_KEYS),
+      onStall: (p) => {
+        if (this.#membership.isMember(p)) this.#health.check(p)
+      },
     })
-    const probeTimeoutMs = positive('probeTimeoutMs', o.probeTimeoutMs)
+    const probeTimeoutMs = integer('probeTimeoutMs', o.probeTimeoutMs, 1)
     this.#probe = createHttpProbe({ basePath: o.basePath, self: this.self, timeoutMs: probeTimeoutMs })
     const onChange = options.onPeerStateChange
     this.#health = new PeerHealth({
@@ -95,7 +98,7 @@ export class Peer {
       ring,
       health: this.#health,
       transport: this.#client,
-      limit: pLimit(positive('fanOut', o.fanOut)),
+      limit: pLimit(integer('fanOut', o.fanOut, 1)),
     })
     this.handler = createHandler({
       basePath: o.basePath,
@@ -172,7 +175,7 @@ export class Peer {
 
   /** What this process knows of each other peer's health: up, suspect or down, and why. */
   health(): PeerHealthSnapshot[] {
-    return this.#health.snapshot()
+    return this.#health.snapshot(this.#membership.members().filter((p) => p !== this.self))
   }
 
   /** Serves the peer protocol on its own HTTP server. Resolves with the bound address. */
@@ -232,7 +235,7 @@ export class Peer {
     }
     // Requests from peers are finished (or cut); what still loads has nobody left to serve but
     // this process's own callers, who asked a closed peer: stop it.
-    for (const group of this.#groups.values()) group.abortFlights(new ClosedError())
+    for (const group of this.#groups.values()) group.close(new ClosedError())
     await this.#client.close()
     for (const unregister of this.#unregister.splice(0)) unregister()
   }

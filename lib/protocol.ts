@@ -4,6 +4,16 @@
 /** Raised on any incompatible change; a peer answers a request of another version with 400 `protocol`. */
 export const PROTOCOL_VERSION = 2
 
+/** Most keys a batch may hold: a server refuses more (and `maxBatchKeys` may not ask for more). */
+export const MAX_BATCH_KEYS = 1024
+
+/**
+ * Longest key the protocol carries, in bytes of UTF-8. PUT and DELETE name the key in the URL,
+ * percent-encoded (up to 3 characters a byte), and Node refuses request heads over 16 KiB: 4 KiB
+ * keys stay well within that.
+ */
+export const MAX_KEY_BYTES = 4096
+
 export const HEADER = {
   /** Request and response: the protocol version the sender speaks. */
   protocol: 'x-peercache-protocol',

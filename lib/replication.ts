@@ -33,8 +33,8 @@ export interface ReplicationOptions<T> {
 
 export class Replication<T> {
   readonly #o: ReplicationOptions<T>
-  /** Copies waiting to be tried again. */
-  #retries = 0
+  /** Copies waiting to be tried again, cleared on close. */
+  readonly #retries = new Set<NodeJS.Timeout>()
 
   constructor(options: ReplicationOptions<T>) {
     this.#o = options
@@ -79,6 +79,7 @@ export class Replication<T> {
    * resolves with the replicas that could not be reached.
    */
   async keep(key: string, entry: Entry<T>): Promise<string[]> {
+    if (this.#o.membership.closed) return [] // a late result after close is cached nowhere
     const holders = this.holders(key)
     const self = this.#o.membership.self
     const mine = holders.length === 0 || holders.includes(self)
@@ -100,27 +101,38 @@ export class Replication<T> {
       return undefined
     } catch (err) {
       membership.peerFailed(peer, err)
-      if (retry && this.#retries < MAX_COPY_RETRIES) this.#retryLater(peer, key, entry)
+      if (retry && this.#retries.size < MAX_COPY_RETRIES) this.#retryLater(peer, key, entry)
       return peer
     }
   }
 
   #retryLater(peer: string, key: string, entry: Entry<T>): void {
-    this.#retries++
-    setTimeout(() => {
-      this.#retries--
+    const timer = setTimeout(() => {
+      this.#retries.delete(timer)
       const holders = this.holders(key)
       const stillMine = this.#o.store.main.get(key) === entry && holders[0] === this.#o.membership.self
       if (stillMine && holders.includes(peer)) void this.#copyTo(peer, key, entry, false)
     }, COPY_RETRY_MS).unref()
+    this.#retries.add(timer)
   }
 
-  /** Drops copies of `key` (older than `before`) on every member outside `skip`, in parallel, bounded. */
+  /** Drops the copies waiting to be retried (the peer is closing). */
+  close(): void {
+    for (const timer of this.#retries) clearTimeout(timer)
+    this.#retries.clear()
+  }
+
+  /**
+   * Drops copies of `key` (older than `before`) on every member outside `skip`, in parallel, bounded.
+   * Peers known to be down are not waited on: they are unreachable at once.
+   */
   async dropEverywhereBut(skip: Set<string>, key: string, before: number | undefined): Promise<Reach> {
     const { membership } = this.#o
     const peers = membership.members().filter((p) => !skip.has(p))
-    const results = await Promise.all(peers.map((p) => membership.limit(() => this.dropAt(p, key, before))))
-    return { acknowledged: results.flatMap((r) => r.acknowledged), unreachable: results.flatMap((r) => r.unreachable) }
+    const down = peers.filter((p) => !membership.isUp(p))
+    const up = peers.filter((p) => membership.isUp(p))
+    const results = await Promise.all(up.map((p) => membership.limit(() => this.dropAt(p, key, before))))
+    return { acknowledged: results.flatMap((r) => r.acknowledged), unreachable: [...down, ...results.flatMap((r) => r.unreachable)] }
   }
 
   /** Drops `key` at one peer; `tombstone` is that peer's tombstone version when it answered. */

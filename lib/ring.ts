@@ -72,8 +72,12 @@ export class Ring {
     if (total === 0 || count < 1) return out
     const seen: number[] = [] // a few peers at most: a small array beats a per-call table
     const wanted = Math.min(count, this.peers.length)
-    for (let i = this.#index(hashKey(key)), steps = 0; steps < total && out.length < wanted; steps++, i = i + 1 === total ? 0 : i + 1) {
+    const distinct = this.peers.length
+    // Stops once it has `wanted` peers, or has met every peer (the rest of the circle holds no new one:
+    // with most peers skipped, walking on would visit every point for nothing).
+    for (let i = this.#index(hashKey(key)), steps = 0; steps < total && out.length < wanted && seen.length < distinct; steps++) {
       const p = this.#owners[i]!
+      i = i + 1 === total ? 0 : i + 1
       if (seen.includes(p)) continue
       seen.push(p)
       const peer = this.peers[p]!

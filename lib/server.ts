@@ -5,7 +5,7 @@ import { setMaxListeners } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { InvalidKeyError, InvalidValueError, LoadError } from './errors.js'
 import { type BatchItem, decodeBatch, encodeFrame } from './frames.js'
-import { type ErrorReason, HEADER, PROTOCOL_VERSION, type PutMeta, type ServedGroup, type WireEntry } from './protocol.js'
+import { type ErrorReason, HEADER, MAX_BATCH_KEYS, PROTOCOL_VERSION, type PutMeta, type ServedGroup, type WireEntry } from './protocol.js'
 
 export interface HandlerOptions {
   basePath: string
@@ -18,8 +18,7 @@ export interface HandlerOptions {
 /** A node:http request listener; `next` (Express/Connect style) gets requests outside the base path. */
 export type Handler = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void
 
-/** Limits of a batch request: keys, and bytes of the request body. */
-export const MAX_BATCH_KEYS = 1024
+/** Limit of a batch request's body, in bytes (its keys are limited by MAX_BATCH_KEYS). */
 const MAX_BATCH_BODY_BYTES = 8 << 20
 /** Values at least this large are written as they are rather than copied into one buffer. */
 const LARGE_PART_BYTES = 4096

@@ -1,6 +1,21 @@
 // Checks of what users pass in, shared by the Peer, its groups and health: each names what is wrong.
 import { InvalidKeyError, InvalidOptionError } from './errors.js'
 
+/** An integer from `min` to `max` (timeouts, counts: undici takes only integers), or InvalidOptionError naming the option. */
+export function integer(option: string, n: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw new InvalidOptionError(option, `must be an integer from ${min} to ${max}, got ${String(n)}`)
+  }
+  return n
+}
+
+/** Refuses option names that `known` does not hold (a typo would otherwise silently keep a default). */
+export function knownOptions(what: string, options: object, known: readonly string[]): void {
+  for (const name of Object.keys(options)) {
+    if (!known.includes(name)) throw new InvalidOptionError(name, `${what} has no option "${name}"; it has ${known.join(', ')}`)
+  }
+}
+
 /** A finite number > 0, or InvalidOptionError naming the option. */
 export function positive(option: string, n: unknown): number {
   if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0)

@@ -1,5 +1,7 @@
 // A group on a single peer (it owns every key): the get path, stats, singleflight, loader errors,
 // aborts, the byte bound, codecs, and every bad input rejected without changing anything.
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import t from 'tap'
 import { ClosedError, InvalidValueError, LoadError, Peer, type Group, type GroupOptions } from '../lib/index.js'
 import { Origin } from './helpers/origin.js'
@@ -246,6 +248,11 @@ t.test('bad group options throw InvalidOptionError and register nothing', async 
     ['hotThreshold 0', { maxBytes: 1000, load, hotThreshold: 0 }],
     ['ttlMs -1', { maxBytes: 1000, load, ttlMs: -1 }],
     ['maxKeyBytes 0', { maxBytes: 1000, load, maxKeyBytes: 0 }],
+    // a key the URL of a PUT or DELETE cannot carry (a 20 KB key got HTTP 431, and the owner counted as unreachable)
+    ['maxKeyBytes 20000', { maxBytes: 1000, load, maxKeyBytes: 20_000 }],
+    ['hotThreshold 300 (the sketch counts to 255)', { maxBytes: 1000, load, hotThreshold: 300 }],
+    ['replicas 1.5', { maxBytes: 1000, load, replicas: 1.5 }],
+    ['unknown option ttl', { maxBytes: 1000, load, ttl: 5 }],
     ['codec xml', { maxBytes: 1000, load, codec: 'xml' }],
     ['codec without decode', { maxBytes: 1000, load, codec: { encode: () => Buffer.alloc(0) } }],
   ]
@@ -319,4 +326,28 @@ t.test('stats: each get counted once by what answered it; joined gets counted as
     s.gets,
     'the sources add up to gets',
   )
+})
+
+t.test('a value larger than the group can cache is handed back, counted in tooLarge, and warned about once', async (t) => {
+  // In a process of its own (the built library): tap keeps process warnings for itself.
+  const script = `
+    import { Peer } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)}
+    const warnings = []
+    process.on('warning', (w) => warnings.push({ code: w.code, message: w.message }))
+    const peer = new Peer({ self: 'http://127.0.0.1:1' })
+    let loads = 0
+    const g = peer.group('big', { maxBytes: 4000, load: () => (loads++, Buffer.alloc(5000, 1)) })
+    const lengths = []
+    for (let i = 0; i < 3; i++) lengths.push((await g.get('k')).length)
+    await new Promise((r) => setImmediate(r))
+    await peer.close()
+    console.log(JSON.stringify({ lengths, loads, tooLarge: g.stats().tooLarge, warnings }))`
+  const { stdout } = await promisify(execFile)(process.execPath, ['--no-warnings', '--input-type=module', '-e', script])
+  const r = JSON.parse(stdout)
+  t.same(r.lengths, [5000, 5000, 5000], 'the value comes back whole')
+  t.equal(r.loads, 3, 'it is not cached, so each get loads it')
+  t.equal(r.tooLarge, 3)
+  const ours = r.warnings.filter((w: { code: string }) => w.code === 'PEERCACHE_VALUE_TOO_LARGE')
+  t.equal(ours.length, 1, 'one warning for the group')
+  t.match(ours[0]?.message, /group "big".*5000 bytes/)
 })

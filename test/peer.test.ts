@@ -245,10 +245,33 @@ t.test('bad Peer options throw InvalidOptionError synchronously', async (t) => {
     ['connectTimeoutMs 0', { self, connectTimeoutMs: 0 }],
     ['connections 0', { self, connections: 0 }],
     ['keepAliveTimeoutMs Infinity', { self, keepAliveTimeoutMs: Number.POSITIVE_INFINITY }],
+    // undici takes integers only: a fraction was accepted, then refused on every request (the peer went suspect)
+    ['peerTimeoutMs 1000.5', { self, peerTimeoutMs: 1000.5 }],
+    ['connectTimeoutMs 0.5', { self, connectTimeoutMs: 0.5 }],
+    ['probeTimeoutMs 10.1', { self, probeTimeoutMs: 10.1 }],
+    ['connections 1.5', { self, connections: 1.5 }],
+    ['fanOut 2.5', { self, fanOut: 2.5 }],
+    // the server refuses batches over 1,024 keys: a larger maxBatchKeys cost every batch it filled
+    ['maxBatchKeys 5000', { self, maxBatchKeys: 5000 }],
+    // a misspelt option silently kept its default
+    ['unknown option peerTimeout', { self, peerTimeout: 50 }],
+    ['unknown option replicas (a group option)', { self, replicas: 3 }],
   ]
   for (const [what, options] of bad) t.throws(() => new Peer(options as never), { name: 'InvalidOptionError' }, what)
   for (const vnodes of [0, -1, 1.5, 10_001, 'many'])
     t.throws(() => new Peer({ self, vnodes: vnodes as number }), { name: 'InvalidOptionError' }, `vnodes ${vnodes}`)
+  const err = (() => {
+    try {
+      new Peer({ self, peerTimout: 10 } as never)
+    } catch (e) {
+      return e as Error
+    }
+  })()
+  t.match(err?.message, /no option "peerTimout"; it has self, peers, .*peerTimeoutMs/, 'an unknown option is named, with the valid ones')
+  t.ok(
+    new Peer({ self, maxBatchKeys: 1024, peerTimeoutMs: undefined }),
+    'the largest batch the protocol carries; undefined keeps a default',
+  )
   const ok = new Peer({ self: 'HTTP://127.0.0.1:7001/', peers: ['http://127.0.0.1:7002'] })
   t.equal(ok.self, 'http://127.0.0.1:7001', 'self is reduced to its origin')
   t.same(ok.peers, ['http://127.0.0.1:7001', 'http://127.0.0.1:7002'], 'self joins the list, sorted')

@@ -26,13 +26,17 @@ export async function freePort(): Promise<number> {
  * byte: a hung peer (a stopped process, a wedged event loop) as a client sees it.
  * Returns its URL; the server and its sockets are destroyed at teardown.
  */
-export async function hungPeer(t: Teardown): Promise<{ url: string; connections: () => number }> {
+export async function hungPeer(t: Teardown): Promise<{ url: string; connections: () => number; requests: () => string[] }> {
   const sockets = new Set<net.Socket>()
+  const requests: string[] = []
   let accepted = 0
   const server = net.createServer((socket) => {
     accepted++
     sockets.add(socket)
-    socket.on('data', () => {}) // read and drop, so the client's writes never block
+    // Read and drop, so the client's writes never block; note each request line (`PUT /_peercache/…`).
+    socket.on('data', (chunk: Buffer) => {
+      for (const m of chunk.toString('latin1').matchAll(/(?:^|\r\n)([A-Z]+ \/\S* HTTP\/1\.1)\r\n/g)) requests.push(m[1]!)
+    })
     socket.on('error', () => {})
     socket.once('close', () => sockets.delete(socket))
   })
@@ -45,5 +49,5 @@ export async function hungPeer(t: Teardown): Promise<{ url: string; connections:
     await new Promise<void>((resolve) => server.close(() => resolve()))
   })
   const { port } = server.address() as net.AddressInfo
-  return { url: `http://127.0.0.1:${port}`, connections: () => accepted }
+  return { url: `http://127.0.0.1:${port}`, connections: () => accepted, requests: () => [...requests] }
 }

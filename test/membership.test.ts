@@ -1,0 +1,111 @@
+// Membership as a group sees it: only current members are tracked and probed, health() lists every
+// member, writes do not wait on peers already down, and after close() nothing is cached or sent.
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { Peer } from '../lib/index.js'
+import { freePort, hungPeer } from './helpers/net.js'
+import { findKey, startPeers } from './helpers/peers.js'
+import { Ring } from '../lib/ring.js'
+import type { TapTest } from './helpers/tap.js'
+
+const fast = { peerTimeoutMs: 150, probeTimeoutMs: 150, connectTimeoutMs: 150, fetchTimeoutMs: 300 }
+
+/** A listening peer on a free loopback port that knows `others`. */
+async function listening(t: TapTest, others: string[], options = {}): Promise<Peer> {
+  const port = await freePort()
+  const peer = new Peer({ self: `http://127.0.0.1:${port}`, peers: others, ...fast, ...options })
+  t.teardown(() => peer.close())
+  await peer.listen({ port, host: '127.0.0.1' })
+  return peer
+}
+
+async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    if (ok()) return
+    await sleep(10)
+  }
+  throw new Error(`not within ${ms} ms: ${what}`)
+}
+
+t.test('health() lists every other member, up until something says otherwise', async (t) => {
+  const a = new Peer({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:2', 'http://127.0.0.1:3'] })
+  t.teardown(() => a.close())
+  t.same(
+    a.health().map((h) => [h.peer, h.state, h.failures]),
+    [
+      ['http://127.0.0.1:2', 'up', 0],
+      ['http://127.0.0.1:3', 'up', 0],
+    ],
+  )
+  a.setPeers(['http://127.0.0.1:3'])
+  t.same(
+    a.health().map((h) => h.peer),
+    ['http://127.0.0.1:3'],
+    'a member that left is no longer listed',
+  )
+})
+
+t.test('a peer removed while a batch to it is in flight is not tracked again, and never probed', async (t) => {
+  const hung = await hungPeer(t)
+  // A batch timeout long enough that setPeers surely comes first, however loaded the machine.
+  const a = await listening(t, [hung.url], { peerTimeoutMs: 1500 })
+  const g = a.group('g', { maxBytes: 1 << 20, replicas: 1, load: (k) => Buffer.from(`here:${k}`) })
+  const ring = new Ring([a.self, hung.url])
+  const key = findKey((k) => ring.owners(k, 1)[0] === hung.url)
+  const pending = g.get(key)
+  await until('the batch reached the hung peer', () => hung.requests().some((r) => r.startsWith('POST ')))
+  a.setPeers([])
+  t.equal((await pending).toString(), `here:${key}`, 'the get fell back to a local load')
+  await sleep(400) // longer than a probe's cooldown: a tracked peer would have been probed by now
+  t.same(a.health(), [], 'the departed peer is not in health()')
+  t.same(
+    hung.requests().filter((r) => r.includes('/health')),
+    [],
+    'no health probe was ever sent to the departed peer',
+  )
+})
+
+t.test('set and remove do not wait on a member already down, and name it once', async (t) => {
+  const hung = await hungPeer(t)
+  const tp = await startPeers(t, 2, fast)
+  const [a, b] = tp.peers as [Peer, Peer]
+  const urls = [...tp.urls, hung.url]
+  a.setPeers(urls)
+  b.setPeers(urls)
+  const groups = tp.group('g', () => ({ maxBytes: 1 << 20, replicas: 1, codec: 'string' as const, load: (k: string) => `v:${k}` }))
+  const ga = groups[0]!
+  // Take the hung member down in a's eyes: a get of its key fails over, a probe confirms.
+  const ring = new Ring(urls)
+  await ga.get(findKey((k) => ring.owners(k, 1)[0] === hung.url))
+  await until('a sees the hung member down', () => a.health().find((h) => h.peer === hung.url)?.state === 'down')
+  const before = hung.requests().length
+  const key = findKey((k) => ring.owners(k, 1)[0] === a.self)
+  const set = await ga.set(key, 'new')
+  t.same(set.unreachable, [hung.url], 'the down member is named once')
+  const removed = await ga.remove(key)
+  t.same(removed.unreachable, [hung.url], 'and once for remove')
+  t.same(removed.acknowledged.sort(), [a.self, b.self].sort())
+  const writes = hung
+    .requests()
+    .slice(before)
+    .filter((r) => /^(PUT|DELETE) /.test(r))
+  t.same(writes, [], 'no PUT or DELETE was sent to it: nobody waited on it')
+})
+
+t.test('after close(), a load that finishes late is cached nowhere and sent nowhere', async (t) => {
+  const tp = await startPeers(t, 2, fast)
+  const [a, b] = tp.peers as [Peer, Peer]
+  let finish: (v: string) => void = () => {}
+  const slow = new Promise<string>((resolve) => (finish = resolve))
+  const groups = tp.group('g', () => ({ maxBytes: 1 << 20, replicas: 2, codec: 'string' as const, load: () => slow }))
+  const key = findKey((k) => tp.ownerIndex(k) === 0)
+  const pending = groups[0]!.get(key).catch((e: unknown) => e)
+  await until('the load started', () => groups[0]!.stats().loads === 1)
+  await a.close()
+  finish('late')
+  await pending // its caller gets the late value or ClosedError; either way it ends
+  await sleep(100)
+  t.equal(groups[0]!.stats().main.items, 0, 'the late value is not cached at the closed peer')
+  t.equal(groups[1]!.stats().replicaWrites, 0, 'nor copied to its replica')
+  t.equal(b.health().length, 1)
+})
