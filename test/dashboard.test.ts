@@ -14,7 +14,7 @@ const TARGET_LABELS = ['instance', 'job']
 async function exportedSeries(registry: Registry): Promise<Map<string, string[]>> {
   const series = new Map<string, string[]>()
   for (const metric of registry.getMetricsAsArray()) {
-    const { name, type } = await metric.get()
+    const { name, type } = await (metric as unknown as { get(): Promise<{ name: string; type: string }> }).get()
     const labels = (metric as unknown as { labelNames: string[] }).labelNames
     if (type === 'histogram') {
       series.set(`${name}_bucket`, [...labels, 'le'])

@@ -37,7 +37,11 @@ const METRICS: Record<string, [type: string, labels: string[]]> = {
 async function read(registry: Registry) {
   const json = await registry.getMetricsAsJSON()
   const series = json.flatMap((m) =>
-    m.values.map((v) => ({ name: v.metricName ?? m.name, labels: v.labels as Record<string, string>, value: v.value })),
+    m.values.map((v) => ({
+      name: (v as { metricName?: string }).metricName ?? m.name,
+      labels: v.labels as Record<string, string>,
+      value: v.value,
+    })),
   )
   const same = (a: Record<string, string>, b: Record<string, string | number>) =>
     Object.keys(a).length === Object.keys(b).length && Object.entries(b).every(([k, v]) => String(a[k]) === String(v))
@@ -56,7 +60,10 @@ t.test('names, types and labels', async (t) => {
   const metrics = registry.getMetricsAsArray()
   const found = Object.fromEntries(
     await Promise.all(
-      metrics.map(async (m) => [(await m.get()).name, [(await m.get()).type, (m as unknown as { labelNames: string[] }).labelNames]]),
+      metrics.map(async (m) => {
+        const got = await (m as unknown as { get(): Promise<{ name: string; type: string }> }).get()
+        return [got.name, [got.type, (m as unknown as { labelNames: string[] }).labelNames]]
+      }),
     ),
   )
   t.same(found, METRICS)
@@ -218,7 +225,8 @@ t.test('an OpenMetrics registry renders the counters with _total and unregisters
   const peer = new Peer({ self: 'http://127.0.0.1:1' })
   t.teardown(() => peer.close())
   peer.group('g', { maxBytes: 1 << 20, load: () => Buffer.from('v') })
-  const registry = new Registry(Registry.OPENMETRICS_CONTENT_TYPE)
+  // prom-client's types take no argument here, its code does: the OpenMetrics flavour of a registry.
+  const registry = new (Registry as unknown as new (contentType: string) => Registry)(Registry.OPENMETRICS_CONTENT_TYPE)
   const unregister = peer.registerMetrics(registry)
   const text = await registry.metrics()
   t.match(text, /^# TYPE peercache_gets counter$/m)

@@ -22,7 +22,7 @@ function record(t: TapTest, name: string, self: string): [string, Context][] {
         if (ctx.self === self) seen.push([event, { ...ctx }])
       },
     ]),
-  ) as Parameters<typeof channel.subscribe>[0]
+  ) as unknown as Parameters<typeof channel.subscribe>[0]
   channel.subscribe(handlers)
   t.teardown(() => channel.unsubscribe(handlers))
   return seen
