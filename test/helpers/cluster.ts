@@ -108,12 +108,12 @@ export class Member {
   readonly #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>()
   #nextId = 0
 
-  /** @internal Use startCluster or cluster.add. */
-  constructor(name: string, child: ChildProcess, port: number, timeoutMs: number) {
+  /** @internal Use startCluster or cluster.add. `host`: the address it listens on (a namespace's, in the partition tests). */
+  constructor(name: string, child: ChildProcess, port: number, timeoutMs: number, host = '127.0.0.1') {
     this.name = name
     this.#child = child
     this.port = port
-    this.url = `http://127.0.0.1:${port}`
+    this.url = `http://${host}:${port}`
     this.#timeoutMs = timeoutMs
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
@@ -311,7 +311,7 @@ export class Cluster {
 }
 
 /** The test's environment, without tap's coverage hook unless `coverage`. */
-function memberEnv(coverage: boolean): NodeJS.ProcessEnv {
+export function memberEnv(coverage: boolean): NodeJS.ProcessEnv {
   if (coverage) return process.env
   const env = { ...process.env }
   const options = (env.NODE_OPTIONS ?? '').split(/\s+/).filter((o) => o !== '' && !o.includes('@tapjs/processinfo'))

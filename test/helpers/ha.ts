@@ -12,8 +12,8 @@ type NumericStat = { [K in keyof GroupStats]: GroupStats[K] extends number ? K :
 import { Cluster, type ClusterOptions, type GroupSpec, Member, type RemoteErrorInfo } from './cluster.js'
 import type { Teardown } from './net.js'
 
-const HA_MEMBER = fileURLToPath(new URL('../fixtures/ha-member.mjs', import.meta.url))
-const COMMAND_TIMEOUT_MS = 20_000
+export const HA_MEMBER = fileURLToPath(new URL('../fixtures/ha-member.mjs', import.meta.url))
+export const COMMAND_TIMEOUT_MS = 20_000
 
 /** What `workers` reports: counts, the first errors, and each get slower than `slowMs`. */
 export interface WorkersReport {
@@ -131,15 +131,7 @@ export class HaCluster extends Cluster {
     const child = fork(HA_MEMBER, [], { env: { ...process.env, MEMBER_NAME: name }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
     this.#children.add(child)
     child.once('exit', () => this.#children.delete(child))
-    // stdout must not reach tap's TAP stream.
-    for (const stream of [child.stdout, child.stderr]) stream?.on('data', (d: Buffer) => process.stderr.write(`[${name}] ${d}`))
-    const port = await new Promise<number>((resolve, reject) => {
-      child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before reserving a port`)))
-      child.once('message', (msg: { type?: string; port?: number }) =>
-        msg.type === 'reserved' && msg.port ? resolve(msg.port) : reject(new Error(`${name}: first message ${JSON.stringify(msg)}`)),
-      )
-    })
-    const member = new HaMember(name, child, port, COMMAND_TIMEOUT_MS)
+    const member = new HaMember(name, child, await reservedPort(child, name), COMMAND_TIMEOUT_MS)
     this.members.push(member)
     return member
   }
@@ -148,6 +140,18 @@ export class HaCluster extends Cluster {
   killAll(): void {
     for (const child of this.#children) child.kill('SIGKILL')
   }
+}
+
+/** Sends the child's output to stderr, prefixed by `name`, then waits for the port it reserved (its first message). */
+export function reservedPort(child: ChildProcess, name: string): Promise<number> {
+  // stdout must not reach tap's TAP stream.
+  for (const stream of [child.stdout, child.stderr]) stream?.on('data', (d: Buffer) => process.stderr.write(`[${name}] ${d}`))
+  return new Promise<number>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before reserving a port`)))
+    child.once('message', (msg: { type?: string; port?: number }) =>
+      msg.type === 'reserved' && msg.port ? resolve(msg.port) : reject(new Error(`${name}: first message ${JSON.stringify(msg)}`)),
+    )
+  })
 }
 
 const clusters = new Set<HaCluster>()
