@@ -1,0 +1,143 @@
+// Partitions over real networks: every member is a process in a network namespace of its own, on a
+// bridge, with 2 replicas, and under load from every host while the kernel makes the fault (a link
+// down, a one-way nftables rule, SIGSTOP, SIGKILL). See test/helpers/scenario.ts for what is
+// measured. Run it as root (CI does):
+//
+//   sudo npx tap test/partition.test.ts        (builds nothing: run `npm run build` first)
+//
+// Without root or namespaces the whole file skips with one line. It asserts what the library
+// promises today (a get never fails because a peer did: 0 failed gets on the majority side) and
+// prints the rest as a table, also written to test/bench/results/partitions.md. Stale reads after
+// the heal are a `todo` until hinted hand-off exists (issue 10).
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { createNetwork, leftovers, Network, netnsSupport } from './helpers/netns.js'
+import type { NetCluster } from './helpers/netns-cluster.js'
+import { keyRange } from './helpers/ha.js'
+import { PEER_TIMEOUT_MS, runScenario, warm, type Scenario, type ScenarioResult, startCluster, table } from './helpers/scenario.js'
+import type { TapTest } from './helpers/tap.js'
+
+const HOSTS = 4
+const FAULT_MS = 3000
+/** The flapping link: how long it flaps, and how long each down and each up lasts, in ms. */
+const FLAPPING_MS = 4000
+const FLAP_MS = 1000
+const RESULTS = new URL('./bench/results/partitions.md', import.meta.url)
+
+// Starting processes and warming them takes long on a busy machine: more than tap's default per file.
+t.setTimeout(300_000)
+
+const support = netnsSupport()
+if ('skip' in support) t.plan(0, `skipped: ${support.skip}`)
+else main()
+
+function main() {
+  const network = createNetwork(t, HOSTS)
+  const results: ScenarioResult[] = []
+  t.teardown(() => report(results))
+  let cluster: NetCluster | undefined
+  t.before(async () => {
+    cluster = await startCluster(t, network, network.hosts)
+    // New processes are slow at first (JIT, connections), and replica copies time out: warm them up.
+    await warm(cluster, cluster.member(network.hosts[0]!), keyRange('warm-up-', 200))
+  })
+
+  /** Runs `s` with host 3 as its victim, checks what holds today, and keeps its row. */
+  const scenario = (s: Scenario, options: { skip?: string | false } = {}) =>
+    t.test(s.name, options, async (t: TapTest) => {
+      const victim = network.hosts[HOSTS - 1]!
+      // A scenario that failed half-way leaves no fault behind for the next one.
+      t.teardown(() => {
+        network.up(victim)
+        network.restoreOutgoing(victim)
+        if (cluster?.members.get(victim.index)?.alive) cluster.member(victim).cont()
+      })
+      const r = await runScenario(cluster!, victim, s)
+      results.push(r)
+      t.comment(JSON.stringify(r))
+      t.ok(r.gets.majority > 0 && r.gets.victim > 0, 'every host made gets')
+      t.equal(r.failed.majority, 0, 'no get failed on the majority side', { errors: r.errors })
+      t.equal(r.stale.victim + r.stale.majority, 0, 'no stale read 1 s after the heal', { todo: 'hinted hand-off (issue 10)' })
+      return r
+    })
+
+  scenario({
+    name: `partition one host for ${FAULT_MS / 1000} s`,
+    faultMs: FAULT_MS,
+    cut: ({ network, victim }) => network.down(victim),
+    heal: ({ network, victim }) => network.up(victim),
+  })
+
+  scenario({
+    name: 'partition the owner of the hottest keys',
+    faultMs: FAULT_MS,
+    hotVictim: true,
+    cut: ({ network, victim }) => network.down(victim),
+    heal: ({ network, victim }) => network.up(victim),
+  })
+
+  scenario({
+    name: 'pause (SIGSTOP) and resume',
+    faultMs: FAULT_MS,
+    cut: ({ cluster, victim }) => cluster.member(victim).stop(),
+    heal: ({ cluster, victim }) => cluster.member(victim).cont(),
+  })
+
+  const nft = Network.nftSupport()
+  scenario(
+    {
+      name: 'one-way partition: the cut-off host cannot ask, but is asked',
+      faultMs: FAULT_MS,
+      cut: ({ network, victim }) => network.cutOutgoing(victim),
+      heal: ({ network, victim }) => network.restoreOutgoing(victim),
+    },
+    { skip: 'skip' in nft && nft.skip },
+  )
+
+  let flapping: NodeJS.Timeout | undefined
+  t.teardown(() => clearInterval(flapping))
+  scenario({
+    name: `a flapping link: down and up every ${FLAP_MS / 1000} s for ${FLAPPING_MS / 1000} s`,
+    faultMs: FLAPPING_MS,
+    cut: ({ network, victim }) => {
+      network.down(victim)
+      let down = true
+      const end = Date.now() + FLAPPING_MS // bounded by itself too, should the heal never come
+      flapping = setInterval(() => {
+        down = !down && Date.now() < end
+        if (Date.now() >= end) clearInterval(flapping)
+        if (down) network.down(victim)
+        else network.up(victim)
+      }, FLAP_MS)
+    },
+    heal: ({ network, victim }) => {
+      clearInterval(flapping)
+      network.up(victim)
+    },
+  })
+
+  scenario({
+    name: 'kill (SIGKILL) and restart',
+    faultMs: FAULT_MS,
+    cut: ({ cluster, victim }) => cluster.member(victim).kill('SIGKILL'),
+    heal: async ({ cluster, victim, hosts }) => {
+      await cluster.start([victim], { peers: hosts })
+    },
+  })
+
+  t.test('nothing is left behind', async (t) => {
+    await cluster?.teardown()
+    network.destroy()
+    await sleep(0)
+    t.same(leftovers(), [], 'no namespace, veth or bridge of this run remains')
+  })
+}
+
+function report(results: ScenarioResult[]) {
+  const note = `${HOSTS} hosts (network namespaces on a bridge), replicas: 2, peerTimeoutMs ${PEER_TIMEOUT_MS}, ${results.length} scenarios; load: 4 loops per host over 200 keys. Origin loads: reloads of the cut-off host's keys (not those set or removed) after warm-up, in % of those keys. Stale reads: gets, from every host, of the 10 keys set or removed during the fault that returned the replaced value 1 s after the heal.`
+  const text = table(results, note)
+  t.comment(`\n${text}`)
+  mkdirSync(new URL('.', RESULTS), { recursive: true })
+  writeFileSync(RESULTS, text)
+}
