@@ -132,7 +132,7 @@ export async function runScenario(cluster: NetCluster, victim: Host, s: Scenario
   const startedAt = Date.now()
   const replicated = await warm(cluster, cluster.member(hosts[0]!), KEYS)
   const ctx: ScenarioContext = { network, cluster, victim, hosts, faultMs: s.faultMs }
-  const victimKeys = KEYS.filter((k) => cluster.ring(hosts).owner(k) === cluster.url(victim))
+  const victimKeys = KEYS.filter((k) => cluster.ring(hosts).owners(k, 1)[0] === cluster.url(victim))
   const setKeys = victimKeys.slice(0, CHANGED)
   const removedKeys = victimKeys.slice(CHANGED, 2 * CHANGED)
   const steady = victimKeys.slice(2 * CHANGED)
