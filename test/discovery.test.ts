@@ -3,7 +3,6 @@
 // pointed at it. The last part runs demo/k8s/app.mjs as three processes on 127.0.0.2-4 (Linux routes
 // all of 127/8 to loopback), whose membership comes from that server alone.
 import { type ChildProcess, spawn } from 'node:child_process'
-import dgram from 'node:dgram'
 import { Resolver } from 'node:dns/promises'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -12,106 +11,9 @@ import t, { type Test } from 'tap'
 import { DiscoveryError, DnsDiscovery, type DnsDiscoveryOptions, discover } from '../lib/discovery.js'
 import { Peer } from '../lib/peer.js'
 import { Ring } from '../lib/ring.js'
+import { DNS_NAME, type DnsMode, startDnsServer } from './helpers/dns.js'
 
-const NAME = 'peercache.test.internal'
-type Mode = 'answer' | 'servfail' | 'nxdomain' | 'drop' | 'hold'
-
-/** A DNS server for one name. `records` mixes IPv4 (A) and IPv6 (AAAA); `mode` chooses how it answers. */
-async function startDnsServer(records: string[]) {
-  const socket = dgram.createSocket('udp4')
-  const state = { records, mode: 'answer' as Mode, queries: { A: 0, AAAA: 0 }, held: [] as (() => void)[] }
-  socket.on('message', (msg, from) => {
-    const q = parseQuestion(msg)
-    if (q === undefined) return
-    if (q.type === 1) state.queries.A++
-    if (q.type === 28) state.queries.AAAA++
-    const send = (reply: Buffer) => socket.send(reply, from.port, from.address)
-    if (state.mode === 'drop') return
-    if (state.mode === 'servfail') return send(response(q, 2, []))
-    if (q.name !== NAME || state.mode === 'nxdomain') return send(response(q, 3, []))
-    const want = q.type === 1 ? net.isIPv4 : q.type === 28 ? net.isIPv6 : () => false
-    const reply = response(
-      q,
-      0,
-      state.records.filter((r) => want(r)).map((r) => answer(q.type, ipBytes(r))),
-    )
-    if (state.mode === 'hold') state.held.push(() => send(reply))
-    else send(reply)
-  })
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve))
-  const server = `127.0.0.1:${socket.address().port}`
-  return {
-    state,
-    /** A Resolver that asks only this server; one short try, so a dropped query fails fast. */
-    resolver() {
-      const r = new Resolver({ timeout: 300, tries: 1 })
-      r.setServers([server])
-      return r
-    },
-    server,
-    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
-  }
-}
-
-interface Question {
-  id: number
-  flags: number
-  name: string
-  type: number
-  question: Buffer
-}
-
-function parseQuestion(msg: Buffer): Question | undefined {
-  if (msg.length < 12 || msg.readUInt16BE(4) !== 1) return undefined
-  const labels: string[] = []
-  let off = 12
-  for (let len = msg[off]; len !== 0; len = msg[off]) {
-    if (len === undefined || len > 63) return undefined
-    labels.push(msg.toString('latin1', off + 1, off + 1 + len))
-    off += 1 + len
-  }
-  off += 1 // the root label
-  if (off + 4 > msg.length) return undefined
-  return {
-    id: msg.readUInt16BE(0),
-    flags: msg.readUInt16BE(2),
-    name: labels.join('.').toLowerCase(),
-    type: msg.readUInt16BE(off),
-    question: msg.subarray(12, off + 4),
-  }
-}
-
-/** Header (QR, AA, the query's opcode and RD, RA, rcode), the question echoed, then the answers. */
-function response(q: Question, rcode: number, answers: Buffer[]): Buffer {
-  const header = Buffer.alloc(12)
-  header.writeUInt16BE(q.id, 0)
-  header.writeUInt16BE(0x8000 | (q.flags & 0x7900) | 0x0400 | 0x0080 | rcode, 2)
-  header.writeUInt16BE(1, 4)
-  header.writeUInt16BE(answers.length, 6)
-  return Buffer.concat([header, q.question, ...answers])
-}
-
-/** A resource record naming the question (pointer to offset 12), class IN, TTL 0 so no resolver caches it. */
-function answer(type: number, rdata: Buffer): Buffer {
-  const rr = Buffer.alloc(12)
-  rr.writeUInt16BE(0xc00c, 0)
-  rr.writeUInt16BE(type, 2)
-  rr.writeUInt16BE(1, 4)
-  rr.writeUInt32BE(0, 6)
-  rr.writeUInt16BE(rdata.length, 10)
-  return Buffer.concat([rr, rdata])
-}
-
-function ipBytes(ip: string): Buffer {
-  if (net.isIPv4(ip)) return Buffer.from(ip.split('.').map(Number))
-  const [head = '', tail] = ip.split('::')
-  const groups = (s: string | undefined) => (s ? s.split(':') : [])
-  const missing = 8 - groups(head).length - groups(tail).length
-  const all = [...groups(head), ...Array<string>(tail === undefined ? 0 : missing).fill('0'), ...groups(tail)]
-  const bytes = Buffer.alloc(16)
-  for (const [i, g] of all.entries()) bytes.writeUInt16BE(parseInt(g, 16), i * 2)
-  return bytes
-}
+const NAME = DNS_NAME
 
 /** A DnsDiscovery on `dns` that records every callback. */
 function watch(dns: Awaited<ReturnType<typeof startDnsServer>>, options: Partial<DnsDiscoveryOptions> = {}) {
@@ -175,7 +77,7 @@ t.test('a failed or empty resolution keeps the last list and calls onError', asy
   const { discovery, calls, errors } = watch(dns)
   await discovery.start()
   const good = ['http://10.0.0.1:7001', 'http://10.0.0.2:7001']
-  const failures: [Mode | 'no records', string, string | undefined][] = []
+  const failures: [DnsMode | 'no records', string, string | undefined][] = []
   for (const mode of ['servfail', 'nxdomain', 'drop', 'no records'] as const) {
     if (mode === 'no records') dns.state.records = []
     else dns.state.mode = mode
