@@ -15,19 +15,19 @@ import type { Host, Network } from './netns.js'
 import type { Teardown } from './net.js'
 
 /** Keys per scenario; every host gets them all. */
-const KEY_COUNT = 200
+export const KEY_COUNT = 200
 /** Peer timeout of every member, in ms: the partition tests' bound on how long a get waits for a peer. */
 export const PEER_TIMEOUT_MS = 1000
 /** Load before the fault, in ms. */
-const LEAD_MS = 1000
+export const LEAD_MS = 1000
 /** Load after the heal, in ms (the stale reads are checked 1 s into it). */
-const TAIL_MS = 2000
+export const TAIL_MS = 2000
 /** When the stale reads are checked, after the heal, in ms. */
 const STALE_CHECK_MS = 1000
 /** Keys of the victim set, and removed, from the majority side during the fault (each). */
 const CHANGED = 5
 /** The load on each host: bounded in time (above) and count. */
-const WORKERS = { concurrency: 4, pauseMs: 2, maxGets: 50_000, slowMs: 60_000 }
+export const WORKERS = { concurrency: 4, pauseMs: 2, maxGets: 50_000, slowMs: 60_000 }
 
 export interface ScenarioContext {
   network: Network
@@ -59,8 +59,8 @@ export interface ScenarioResult {
   slowestMs: { majority: number; victim: number }
   /** Origin loads of the victim's unchanged keys after warm-up, in % of those keys. */
   victimKeyLoadsPct: number
-  /** Gets that returned a replaced value 1 s after the heal, of how many, on each side. */
-  stale: { victim: number; victimChecked: number; majority: number; majorityChecked: number }
+  /** Gets that returned a replaced value 1 s after the heal, of how many, on each side (none checked: undefined). */
+  stale?: { victim: number; victimChecked: number; majority: number; majorityChecked: number }
   /** Replica copies made at warm-up, of one per key. */
   replicated: number
   /** Peers each set/remove during the fault named as unreachable (summed). */
@@ -74,7 +74,7 @@ export interface ScenarioResult {
 const emptyReport = (): WorkersReport => ({ gets: 0, failed: 0, errors: [], slow: [], maxMs: 0, startedAt: 0, endedAt: 0 })
 
 /** Sums reports (a killed member's load rejects: it counts as nothing). */
-function merge(reports: (WorkersReport | undefined)[]): WorkersReport {
+export function merge(reports: (WorkersReport | undefined)[]): WorkersReport {
   const all = emptyReport()
   for (const r of reports) {
     if (r === undefined) continue
@@ -87,7 +87,7 @@ function merge(reports: (WorkersReport | undefined)[]): WorkersReport {
 }
 
 /** Origin loads per key made by the members running now. */
-async function loadsByMember(cluster: NetCluster): Promise<Map<HaMember, Record<string, number>>> {
+export async function loadsByMember(cluster: NetCluster): Promise<Map<HaMember, Record<string, number>>> {
   const loads = new Map<HaMember, Record<string, number>>()
   for (const m of cluster.alive) loads.set(m, (await m.loads(GROUP)).byKey)
   return loads
@@ -180,23 +180,35 @@ export async function runScenario(cluster: NetCluster, victim: Host, s: Scenario
 
   const reports = await Promise.all(loads)
   const late = await lateLoad
-  const after = await loadsByMember(cluster)
-  let victimKeyLoads = 0
-  for (const [m, byKey] of after) for (const k of steady) victimKeyLoads += (byKey[k] ?? 0) - (before.get(m)?.[k] ?? 0)
-  const side = merge(reports.slice(0, majority.length))
-  const cut = merge([reports.at(-1), late])
   const transitions = await Promise.all(majority.map((m) => m.transitions()))
   return {
-    name: s.name,
-    gets: { majority: side.gets, victim: cut.gets },
-    failed: { majority: side.failed, victim: cut.failed },
-    slowestMs: { majority: Math.round(side.maxMs), victim: Math.round(cut.maxMs) },
-    victimKeyLoadsPct: steady.length === 0 ? 0 : (100 * victimKeyLoads) / steady.length,
+    ...(await summary(cluster, s.name, merge(reports.slice(0, majority.length)), merge([reports.at(-1), late]), before, steady)),
     stale,
     replicated,
     unreachable: writes.reduce((n, w) => n + w.unreachable.length, 0),
-    errors: [...side.errors, ...cut.errors].slice(0, 5).map((e) => `${e.name}: ${e.message}`),
     victimMarked: transitions.flat().filter((tr) => tr.peer === cluster.url(victim) && tr.to !== 'up' && tr.at >= startedAt).length,
+  }
+}
+
+/** The figures every scenario reports: gets on each side, and origin loads of `victimKeys` since `before`. */
+export async function summary(
+  cluster: NetCluster,
+  name: string,
+  side: WorkersReport,
+  cut: WorkersReport,
+  before: Map<HaMember, Record<string, number>>,
+  victimKeys: string[],
+): Promise<Omit<ScenarioResult, 'replicated' | 'unreachable' | 'victimMarked'>> {
+  let victimKeyLoads = 0
+  for (const [m, byKey] of await loadsByMember(cluster))
+    for (const k of victimKeys) victimKeyLoads += (byKey[k] ?? 0) - (before.get(m)?.[k] ?? 0)
+  return {
+    name,
+    gets: { majority: side.gets, victim: cut.gets },
+    failed: { majority: side.failed, victim: cut.failed },
+    slowestMs: { majority: Math.round(side.maxMs), victim: Math.round(cut.maxMs) },
+    victimKeyLoadsPct: victimKeys.length === 0 ? 0 : (100 * victimKeyLoads) / victimKeys.length,
+    errors: [...side.errors, ...cut.errors].slice(0, 5).map((e) => `${e.name}: ${e.message}`),
   }
 }
 
@@ -208,7 +220,7 @@ export function table(results: ScenarioResult[], note: string): string {
       `${r.failed.majority} of ${r.gets.majority} / ${r.failed.victim} of ${r.gets.victim}`,
       `${r.slowestMs.majority} / ${r.slowestMs.victim}`,
       `${r.victimKeyLoadsPct.toFixed(1)} %`,
-      `${r.stale.victim} of ${r.stale.victimChecked} / ${r.stale.majority} of ${r.stale.majorityChecked}`,
+      r.stale ? `${r.stale.victim} of ${r.stale.victimChecked} / ${r.stale.majority} of ${r.stale.majorityChecked}` : 'n/a',
     ].join(' | '),
   )
   return [
