@@ -18,6 +18,13 @@ export const PEER_DEFAULTS = Object.freeze({
   fanOut: 16,
 } as const)
 
+/** Defaults of {@link BackupOptions} (PeerOptions `backup`); the README's table names them `backup.*`. */
+export const BACKUP_DEFAULTS = Object.freeze({
+  intervalMs: 60_000,
+  keep: 3,
+  restoreOnStart: true,
+} as const)
+
 /** Defaults of {@link ListenOptions}. */
 export const LISTEN_DEFAULTS = Object.freeze({
   port: 0,

@@ -3,7 +3,7 @@
 // results and stats.
 import type { CacheStats } from './cache.js'
 import type { Codec, CodecName } from './codec.js'
-import type { GROUP_DEFAULTS, LISTEN_DEFAULTS, PEER_DEFAULTS } from './defaults.js'
+import type { BACKUP_DEFAULTS, GROUP_DEFAULTS, LISTEN_DEFAULTS, PEER_DEFAULTS } from './defaults.js'
 import type { HealthReason, PeerState } from './health.js'
 import type { Logger } from './log.js'
 
@@ -89,6 +89,33 @@ export interface PeerOptions {
    * @default {@link PEER_DEFAULTS}.fanOut (16)
    */
   fanOut?: number
+  /** Saves every group's snapshot to a directory on a schedule and on close, and restores from it (README, "Backups"). Default: none. */
+  backup?: BackupOptions
+}
+
+/** Scheduled backups of every group (PeerOptions `backup`). */
+export interface BackupOptions {
+  /**
+   * The directory of this process's backups, made if missing: one file per group and save,
+   * `{group}.{ms since the epoch}.snap`. Give each process its own. Required.
+   */
+  dir: string
+  /**
+   * How often every group is saved, in ms; also saved on close.
+   * @default {@link BACKUP_DEFAULTS}.intervalMs (60000)
+   */
+  intervalMs?: number
+  /**
+   * How many backups of each group are kept (the newest); older ones are deleted after each save.
+   * @default {@link BACKUP_DEFAULTS}.keep (3)
+   */
+  keep?: number
+  /**
+   * Whether a group restores from its newest readable backup when it is created (`peer.group()`),
+   * in the background: `peer.restored()` says when and what.
+   * @default {@link BACKUP_DEFAULTS}.restoreOnStart (true)
+   */
+  restoreOnStart?: boolean
 }
 
 /** Every name PeerOptions has: anything else given to `new Peer()` is refused (tsc keeps the two in step). */
@@ -108,7 +135,16 @@ export const PEER_OPTION_NAMES = Object.keys({
   onPeerStateChange: true,
   fanOut: true,
   logger: true,
+  backup: true,
 } satisfies Record<keyof PeerOptions, true>)
+
+/** Every name BackupOptions has. */
+export const BACKUP_OPTION_NAMES = Object.keys({
+  dir: true,
+  intervalMs: true,
+  keep: true,
+  restoreOnStart: true,
+} satisfies Record<keyof BackupOptions, true>)
 
 export interface ListenOptions {
   /**

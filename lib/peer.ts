@@ -6,6 +6,7 @@ import pLimit from 'p-limit'
 import { PeerClient } from './client.js'
 import type { Codec } from './codec.js'
 import { LISTEN_DEFAULTS, PEER_DEFAULTS } from './defaults.js'
+import { type BackupRestore, Backups } from './backup.js'
 import { ClosedError, InvalidGroupError, InvalidOptionError } from './errors.js'
 import { Group, type GroupOptions } from './group.js'
 import { PeerHealth, type PeerHealthSnapshot } from './health.js'
@@ -46,6 +47,10 @@ export class Peer {
   /** Undoes each registerMetrics call (on close). */
   readonly #unregister: (() => void)[] = []
 
+  readonly #backups: Backups | undefined
+  /** Restores from backups started by peer.group(), in the order of the groups. */
+  readonly #restores: Promise<BackupRestore>[] = []
+
   constructor(options: PeerOptions) {
     if (options === null || typeof options !== 'object')
       throw new InvalidOptionError('options', 'new Peer({ self, peers }) needs an options object')
@@ -57,6 +62,14 @@ export class Peer {
     if (!/^\/([A-Za-z0-9._~-]+\/)*$/.test(o.basePath))
       throw new InvalidOptionError('basePath', `must start and end with "/", got ${JSON.stringify(o.basePath)}`)
     const ring = this.#buildRing(options.peers ?? [])
+    this.#backups =
+      options.backup === undefined
+        ? undefined
+        : new Backups(
+            options.backup,
+            () => this.#groups.values(),
+            (err) => log(this.#log, 'error', { self: this.self, error: describe(err) }, 'a backup failed'),
+          )
     // Timeouts and counts feed undici, which takes only integers (a fraction failed every request).
     this.#fetchTimeoutMs = integer('fetchTimeoutMs', o.fetchTimeoutMs, 1)
     this.#client = new PeerClient({
@@ -112,6 +125,7 @@ export class Peer {
         }
       },
     })
+    this.#backups?.start()
   }
 
   /** The current members, sorted. */
@@ -134,6 +148,7 @@ export class Peer {
     const group = new Group<T>(name, options, this.#membership)
     // Private fields make Group invariant in T; the map holds groups of every value type.
     this.#groups.set(name, group as unknown as Group<unknown>)
+    if (this.#backups?.restoreOnStart) this.#restores.push(this.#restoreBackup(group as unknown as Group<unknown>))
     return group
   }
 
@@ -200,6 +215,30 @@ export class Peer {
    * Leaves gracefully: tells the other peers (so they route around this one at once), stops
    * taking requests, lets those under way finish, and closes connections to peers.
    */
+  /** Saves every group to the backup directory now; resolves with the files written. Needs the `backup` option. */
+  backup(): Promise<string[]> {
+    if (this.#backups === undefined) return Promise.reject(new InvalidOptionError('backup', 'this peer was made without backup: { dir }'))
+    return this.#backups.save()
+  }
+
+  /** What each group created so far restored from its newest backup at creation (backup.restoreOnStart). */
+  restored(): Promise<BackupRestore[]> {
+    return Promise.all(this.#restores)
+  }
+
+  async #restoreBackup(group: Group<unknown>): Promise<BackupRestore> {
+    const backups = this.#backups!
+    try {
+      const restored = await backups.restore(group)
+      if (restored.file)
+        log(this.#log, 'info', { self: this.self, group: group.name, file: restored.file, ...restored.result }, 'restored a backup')
+      return restored
+    } catch (err) {
+      log(this.#log, 'error', { self: this.self, group: group.name, error: describe(err) }, 'could not restore a backup')
+      return { group: group.name, file: undefined, result: undefined }
+    }
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#shutdown()
     return this.#closing
@@ -236,6 +275,8 @@ export class Peer {
     // Requests from peers are finished (or cut); what still loads has nobody left to serve but
     // this process's own callers, who asked a closed peer: stop it.
     for (const group of this.#groups.values()) group.close(new ClosedError())
+    // What it holds now, after the last requests, is what the next start restores.
+    await this.#backups?.close().catch((err) => log(this.#log, 'error', { self: this.self, error: describe(err) }, 'last backup failed'))
     await this.#client.close()
     for (const unregister of this.#unregister.splice(0)) unregister()
   }

@@ -2,9 +2,11 @@
 // shows every one of them with the same value, so the code, the TSDoc and the README cannot drift.
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { DISCOVERY_DEFAULTS, GROUP_DEFAULTS, HEALTH_DEFAULTS, LISTEN_DEFAULTS, PEER_DEFAULTS } from '../lib/index.js'
+import { BACKUP_DEFAULTS, DISCOVERY_DEFAULTS, GROUP_DEFAULTS, HEALTH_DEFAULTS, LISTEN_DEFAULTS, PEER_DEFAULTS } from '../lib/index.js'
 
-const OBJECTS = { PEER_DEFAULTS, LISTEN_DEFAULTS, GROUP_DEFAULTS, HEALTH_DEFAULTS, DISCOVERY_DEFAULTS }
+const OBJECTS = { PEER_DEFAULTS, LISTEN_DEFAULTS, GROUP_DEFAULTS, HEALTH_DEFAULTS, DISCOVERY_DEFAULTS, BACKUP_DEFAULTS }
+/** Options nested under a PeerOptions field are named with it in the table (`backup.intervalMs`). */
+const PREFIX: Record<string, string> = { BACKUP_DEFAULTS: 'backup.' }
 
 /** The README's Defaults table as option → the literal in its default column. */
 function readmeDefaults(): Map<string, string> {
@@ -12,7 +14,7 @@ function readmeDefaults(): Map<string, string> {
   const section = readme.slice(readme.indexOf('## Defaults'), readme.indexOf('\n## ', readme.indexOf('## Defaults') + 1))
   const rows = new Map<string, string>()
   for (const line of section.split('\n')) {
-    const m = /^\| `([A-Za-z]+)` \| `([^`]+)` \|/.exec(line)
+    const m = /^\| `([A-Za-z.]+)` \| `([^`]+)` \|/.exec(line)
     if (m) rows.set(m[1]!, m[2]!)
   }
   return rows
@@ -30,13 +32,13 @@ t.test('the README shows every default with the value the code uses', async (t) 
   t.ok(rows.size > 0, 'the table was found')
   for (const [object, defaults] of Object.entries(OBJECTS)) {
     for (const [option, value] of Object.entries(defaults)) {
-      t.equal(rows.get(option), literal(value), `${object}.${option}`)
+      t.equal(rows.get(`${PREFIX[object] ?? ''}${option}`), literal(value), `${object}.${option}`)
     }
   }
 })
 
 t.test('every row of the table is a default the code has', async (t) => {
-  const known = new Set(Object.values(OBJECTS).flatMap((d) => Object.keys(d)))
+  const known = new Set(Object.entries(OBJECTS).flatMap(([object, d]) => Object.keys(d).map((o) => `${PREFIX[object] ?? ''}${o}`)))
   for (const option of readmeDefaults().keys()) t.ok(known.has(option), `${option} is in a defaults object`)
 })
 
