@@ -12,8 +12,11 @@ const HERE = path.dirname(fileURLToPath(import.meta.url))
 const NODE_SCRIPT = path.join(HERE, 'node.mjs')
 /** Where each node's stdout and stderr go (git-ignored). */
 export const LOG_DIR = path.join(HERE, 'logs')
-/** Longest wait for a node process to listen, in ms. */
-const START_TIMEOUT_MS = 10_000
+/**
+ * Longest wait for a node process to listen, in ms. A node listens in well under a second on an idle
+ * machine; on a shared one (tests in parallel, other jobs) starting took over 10 s, so the bound is wide.
+ */
+const START_TIMEOUT_MS = 30_000
 /** Longest wait for a node's /stats, in ms. */
 const STATS_TIMEOUT_MS = 800
 /** Longest wait for a node to exit after SIGTERM before it gets SIGKILL, in ms. */
