@@ -149,16 +149,20 @@ async function run(options, human, signal) {
     }
     const chaos = plan ? runChaos(plan, nodes, startedAt, signal, onEvent) : Promise.resolve(null)
 
-    if (view || web) {
-      const sampler = new Sampler({ nodes, record: load.record, durationMs: options.durationMs })
-      await everySecond(elapsed, load.done, async (second) => {
-        const sample = await sampler.sample(second)
-        view?.draw(sample)
-        web?.publish(sample)
-      })
+    const sampler = view || web ? new Sampler({ nodes, record: load.record, durationMs: options.durationMs }) : undefined
+    let shown = 0
+    const frame = async (second) => {
+      const sample = await sampler.sample(second)
+      shown = second
+      view?.draw(sample)
+      web?.publish(sample)
     }
+    if (sampler) await everySecond(elapsed, load.done, frame)
     const record = await load.done
     const outcome = await chaos
+    // A restart still under way when the load ended (a slow machine) has finished now: one last frame
+    // shows the cluster as it ends, if a new second has begun since the last one.
+    if (sampler && Math.floor(elapsed() / 1000) > shown) await frame(Math.floor(elapsed() / 1000))
     // Stopping reads each node's counters one last time.
     await stopNodes(nodes)
     return buildResult({ nodes, record, chaos: outcome, workload, durationMs: elapsed() })

@@ -80,8 +80,8 @@ t.test('piped, the view prints one frame per second of the run, none twice, each
   t.ok(frames.length >= 1, `${frames.length} frames`)
   const seconds = frames.map((f) => Number(TITLE.exec(f[0]!)![1]))
   t.ok(
-    seconds.every((s, i) => s >= 1 && s <= 5 && (i === 0 || s > seconds[i - 1]!)),
-    `each frame is a later second of the 5 (${seconds.join(', ')})`,
+    seconds.every((s, i) => s >= 1 && (i === 0 || s > seconds[i - 1]!)),
+    `each frame is a later second (${seconds.join(', ')}; the last may be past the 5 s of load, while the last requests finish)`,
   )
   t.ok(seconds.at(-1)! >= 5, 'the last frame is the end of the run')
   const incomplete = frames.filter((f) => count(f, /^n1\s/) !== 1 || count(f, /^n2\s/) !== 1 || count(f, /^all\s/) !== 1)

@@ -11,7 +11,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 /** Screenshots of the page (git-ignored). */
 const RESULTS = path.join(ROOT, 'test', 'results')
 /** The run: n2 is killed at 40% of it and restarted at 70%. */
-const DURATION_S = 40
+const DURATION_S = 20
 /** Longest wait for one thing on the page (the run's whole length and then some), in ms. */
 const WAIT_MS = 60_000
 
