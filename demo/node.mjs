@@ -86,7 +86,8 @@ async function startNode(options) {
   const peer = new Peer({ self: options.self, peers: options.peers, logger: jsonLogger(options.id) })
   const users = peer.group('users', { maxBytes: options.maxBytes, codec: 'string', load: (id, ctx) => origin.load(id, ctx.signal) })
   const counts = { requests: 0, errors: 0 }
-  const metrics = await metricsOf(peer)
+  // Loaded once the node listens: importing prom-client must not delay the node's start.
+  let metrics
 
   async function getUser(id, res) {
     counts.requests++
@@ -125,7 +126,7 @@ async function startNode(options) {
     const match = USER_ID.exec(url)
     if (match) return void getUser(match[1], res)
     if (url === '/stats') return send(res, 200, JSON.stringify(stats()))
-    if (url === '/metrics') return void metrics(res)
+    if (url === '/metrics') return void metrics.then((serve) => serve(res))
     send(res, 404, JSON.stringify({ error: 'not-found', message: 'try GET /users/:id or GET /stats' }))
   })
   // Longer than the keep-alive of peercache's client and the load balancer (4 s), so neither reuses a closing socket.
@@ -134,6 +135,7 @@ async function startNode(options) {
     server.once('error', reject)
     server.listen(options.port, options.host, resolve)
   })
+  metrics = metricsOf(peer)
 
   async function close() {
     const closed = new Promise((resolve) => server.close(resolve))
