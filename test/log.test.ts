@@ -119,3 +119,38 @@ t.test('the logger option: refused without the four methods; one that throws bre
   t.same(peer.peers, [self, 'http://127.0.0.1:2'])
   await peer.close()
 })
+
+t.test('an onPeerStateChange that throws is logged as an error naming the peer; detection goes on', async (t) => {
+  const [port, deadPort] = [await freePort(), await freePort()]
+  const [self, dead] = [`http://127.0.0.1:${port}`, `http://127.0.0.1:${deadPort}`]
+  const logger = recorder()
+  const warnings: string[] = []
+  const onWarning = (w: Error) => void warnings.push(w.message)
+  process.on('warning', onWarning)
+  const peer = new Peer({
+    self,
+    peers: [self, dead],
+    logger,
+    onPeerStateChange: () => {
+      throw new Error('the callback broke')
+    },
+  })
+  t.teardown(async () => {
+    process.off('warning', onWarning)
+    await peer.close()
+  })
+  const group = peer.group('g', { maxBytes: 1 << 20, codec: 'string', load: async (key) => `value of ${key}` })
+  await peer.listen({ port, host: '127.0.0.1' })
+  // Nothing listens on the dead peer's port: a get of a key it owns is refused there and loads here.
+  const ring = new Ring([self, dead])
+  const key = [...numberedKeys('dead-', 500)].find((k) => ring.owners(k, 1)[0] === dead)!
+  t.equal(await group.get(key), `value of ${key}`, 'the get is answered all the same')
+  await eventually(() => logger.lines.some((l) => l.level === 'error'), 'the error is logged')
+  const error = logger.lines.find((l) => l.level === 'error')!
+  t.match(error, { message: 'onPeerStateChange threw', fields: { self, peer: dead, error: 'the callback broke' } })
+  t.ok(
+    logger.lines.some((l) => l.fields.peer === dead && l.fields.to === 'suspect'),
+    'the state change itself is logged too',
+  )
+  await eventually(() => warnings.some((w) => w.includes('the callback broke')), 'and it stays a process warning, as before')
+})
