@@ -3,7 +3,7 @@
 // final) and "the peer could not answer" (PeerUnavailableError, try elsewhere).
 import { Pool } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
-import { InvalidValueError, LoadError, PeerUnavailableError } from './errors.js'
+import { InvalidValueError, LoadError, LoadTimeoutError, PeerUnavailableError } from './errors.js'
 import { type BatchItem, type Frame, FrameParser, encodeBatch } from './frames.js'
 import { HEADER, PROTOCOL_VERSION, type PeerTransport, type PutMeta, type Stored, type WireEntry, keyPath } from './protocol.js'
 import { type FetchTraceContext, fetchChannel } from './tracing.js'
@@ -290,6 +290,7 @@ function settleFrame(peer: string, q: Queued, f: Frame): void {
 function frameError(peer: string, q: Queued, f: Frame): Error {
   const message = f.payload.toString('utf8')
   if (f.status === 'load') return new LoadError(q.group, q.key, message, { peer })
+  if (f.status === 'load-timeout') return new LoadTimeoutError(q.group, q.key, message, { peer })
   if (f.status === 'invalid-value') return new InvalidValueError(q.group, q.key, `${message} (at ${peer})`)
   return new PeerUnavailableError(peer, `${f.status}: ${message}`, { reason: f.status })
 }
@@ -309,6 +310,7 @@ function answerError(peer: string, group: string, key: string, a: Answer): Error
     // not JSON: another server answered; show what it said
   }
   if (reason === 'load') return new LoadError(group, key, message, { peer })
+  if (reason === 'load-timeout') return new LoadTimeoutError(group, key, message, { peer })
   if (reason === 'invalid-value') return new InvalidValueError(group, key, `${message} (at ${peer})`)
   return new PeerUnavailableError(peer, `HTTP ${a.statusCode}${reason ? ` ${String(reason)}` : ''}: ${message}`, {
     reason: typeof reason === 'string' ? reason : `http-${a.statusCode}`,

@@ -39,6 +39,8 @@ export const GROUP_DEFAULTS = Object.freeze({
   hotThreshold: 2,
   ttlMs: 0,
   staleWhileRevalidateMs: 0,
+  staleIfErrorMs: 0,
+  loadTimeoutMs: 4000,
   absentTtlMs: 0,
   maxKeyBytes: 4096,
 } as const)

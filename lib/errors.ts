@@ -99,7 +99,7 @@ export class InvalidValueError extends InputError {
  * flight gets this error; it is not cached, and no other peer loads the key again for it.
  */
 export class LoadError extends PeercacheError {
-  override readonly code = 'PEERCACHE_ERR_LOAD'
+  override readonly code: string = 'PEERCACHE_ERR_LOAD'
   constructor(
     readonly group: string,
     readonly key: string,
@@ -117,6 +117,15 @@ export class LoadError extends PeercacheError {
   readonly originMessage: string
   /** The peer whose loader failed, when it was not this process. */
   readonly peer: string | undefined
+}
+
+/**
+ * The origin took longer than the group's `loadTimeoutMs`: every waiter of that flight gets this
+ * error and the flight ends (the load itself may still finish; its value is then cached if nothing
+ * newer arrived meanwhile).
+ */
+export class LoadTimeoutError extends LoadError {
+  override readonly code = 'PEERCACHE_ERR_LOAD_TIMEOUT'
 }
 
 /**

@@ -21,7 +21,7 @@ export type FrameStatus = 'ok' | 'miss' | 'absent' | ErrorReason
 
 /**
  * Frame status codes: 0 is a value, 7 a peek that found nothing, 8 an absent value (empty payload,
- * with its expiry and version: only groups with absentTtlMs send it); the others are the protocol's
+ * with its expiry and version: only groups with absentTtlMs send it), 9 an origin past loadTimeoutMs; the others are the protocol's
  * error reasons. Codes are only ever appended, so older frames keep their meaning.
  */
 export const FRAME_STATUS: readonly FrameStatus[] = [
@@ -34,6 +34,7 @@ export const FRAME_STATUS: readonly FrameStatus[] = [
   'closing',
   'miss',
   'absent',
+  'load-timeout',
 ]
 const STATUS_CODE = new Map(FRAME_STATUS.map((s, i) => [s, i]))
 

@@ -5,7 +5,15 @@
 import { type Entry, entrySize } from './cache.js'
 import { absentEntry, type Codec, decodeEntry, encodeValue, ownBytes, resolveCodec } from './codec.js'
 import { GROUP_DEFAULTS } from './defaults.js'
-import { ClosedError, InvalidGroupError, InvalidOptionError, InvalidValueError, LoadError, PeerUnavailableError } from './errors.js'
+import {
+  ClosedError,
+  InvalidGroupError,
+  InvalidOptionError,
+  InvalidValueError,
+  LoadError,
+  LoadTimeoutError,
+  PeerUnavailableError,
+} from './errors.js'
 import { type CallState, Flight } from './flight.js'
 import { Hotness } from './hotness.js'
 import type { Membership } from './membership.js'
@@ -52,6 +60,9 @@ export class Group<T = Buffer> {
   readonly #hotThreshold: number
   readonly #ttlMs: number
   readonly #staleMs: number
+  readonly #staleIfErrorMs: number
+  readonly #graceMs: number
+  readonly #loadTimeoutMs: number
   /** How long an absent value (the loader returned undefined) is kept, in ms; 0: absent values are refused. */
   readonly #absentTtlMs: number
   readonly #maxKeyBytes: number
@@ -84,7 +95,11 @@ export class Group<T = Buffer> {
     this.#codec = resolveCodec(options.codec)
     const hotBytes = Math.floor(maxBytes * ratio)
     this.#staleMs = nonNegative('staleWhileRevalidateMs', options.staleWhileRevalidateMs ?? GROUP_DEFAULTS.staleWhileRevalidateMs)
-    this.#store = new Store<T>(maxBytes - hotBytes, hotBytes, this.#staleMs)
+    this.#staleIfErrorMs = nonNegative('staleIfErrorMs', options.staleIfErrorMs ?? GROUP_DEFAULTS.staleIfErrorMs)
+    this.#loadTimeoutMs = integer('loadTimeoutMs', options.loadTimeoutMs ?? GROUP_DEFAULTS.loadTimeoutMs, 0)
+    // Expired entries stay as long as either grace may still want them.
+    this.#graceMs = Math.max(this.#staleMs, this.#staleIfErrorMs)
+    this.#store = new Store<T>(maxBytes - hotBytes, hotBytes, this.#graceMs)
     // The sketch counts to 255: a higher threshold could never be reached.
     this.#hotThreshold = integer('hotThreshold', options.hotThreshold ?? GROUP_DEFAULTS.hotThreshold, 1, 255)
     this.#ttlMs = nonNegative('ttlMs', options.ttlMs ?? GROUP_DEFAULTS.ttlMs)
@@ -131,12 +146,17 @@ export class Group<T = Buffer> {
     const main = this.#store.main.get(key)
     const entry = main ?? this.#store.hot.get(key)
     if (entry === undefined) return undefined
-    this.#counters.gets++
-    if (this.#staleMs > 0 && isExpired(entry)) {
+    if (this.#graceMs > 0 && isExpired(entry)) {
+      // Kept past its expiry only for staleIfErrorMs: not a hit; a failed reload may still fall back to it.
+      if (Date.now() - entry.expiresAt > this.#staleMs) return undefined
+      this.#counters.gets++
       this.#counters.staleHits++
       // A failed refresh keeps the stale value until its grace ends; the next get tries again.
       this.#loadOnce(key, undefined, false).catch(() => {})
-    } else if (main !== undefined) this.#counters.mainHits++
+      return entry
+    }
+    this.#counters.gets++
+    if (main !== undefined) this.#counters.mainHits++
     else this.#counters.hotHits++
     return entry
   }
@@ -160,9 +180,21 @@ export class Group<T = Buffer> {
       if (counted) this.#counters[flight?.note ?? 'loadGets']++
       return entry.value
     } catch (err) {
+      const fallback = this.#staleIfError(key, err)
+      if (fallback !== undefined) return fallback.value
       if (counted) this.#counters.failedGets++
       throw err
     }
+  }
+
+  /** The expired value still held for `key`, when its reload failed within staleIfErrorMs of its expiry. */
+  #staleIfError(key: string, err: unknown): Entry<T> | undefined {
+    if (this.#staleIfErrorMs === 0 || !(err instanceof LoadError)) return undefined
+    const held = this.#store.main.get(key) ?? this.#store.hot.get(key)
+    if (held === undefined || !isExpired(held) || Date.now() - held.expiresAt > this.#staleIfErrorMs) return undefined
+    this.#counters.staleHits++
+    this.#counters.staleIfErrorHits++
+    return held
   }
 
   #fetchOnce(holders: string[], key: string, signal: AbortSignal | undefined): Promise<Entry<T>> {
@@ -249,17 +281,49 @@ export class Group<T = Buffer> {
       ttlMs: this.#ttlMs || undefined,
     }
     const presetTtlMs = ctx.ttlMs
+    // Traced only when a tracer listens: the load path then pays one boolean check.
+    const loading = loadChannel.hasSubscribers
+      ? loadChannel.tracePromise(async () => this.#load(key, ctx), { self: this.#membership.self, group: this.name, key })
+      : Promise.resolve().then(() => this.#load(key, ctx)) // a synchronous throw becomes a rejection
     let value: Loaded<T> | undefined
     try {
-      // Traced only when a tracer listens: the load path then pays one boolean check.
-      value = await (loadChannel.hasSubscribers
-        ? loadChannel.tracePromise(async () => this.#load(key, ctx), { self: this.#membership.self, group: this.name, key })
-        : this.#load(key, ctx))
+      value = await this.#within(key, loading)
     } catch (err) {
       if (call.aborted) throw call.reason
+      if (err instanceof LoadTimeoutError) {
+        // The flight ends now; a late value is still worth keeping if nothing newer came meanwhile.
+        loading.then((late) => this.#entryOf(key, call, late, version, ctx, presetTtlMs)).catch(() => {})
+        throw err
+      }
       this.#counters.loadErrors++
       throw new LoadError(this.name, key, (err as Error)?.message ?? String(err), { cause: err })
     }
+    return this.#entryOf(key, call, value, version, ctx, presetTtlMs)
+  }
+
+  /** `loading`, or LoadTimeoutError once loadTimeoutMs has passed. */
+  #within<V>(key: string, loading: Promise<V>): Promise<V> {
+    const ms = this.#loadTimeoutMs
+    if (ms === 0) return loading
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.#counters.loadTimeouts++
+        reject(new LoadTimeoutError(this.name, key, `the origin did not answer within loadTimeoutMs (${ms} ms)`))
+      }, ms)
+    })
+    return Promise.race([loading, timeout]).finally(() => clearTimeout(timer))
+  }
+
+  /** The entry for what the loader gave (a value, or undefined: absent), kept in the caches. */
+  #entryOf(
+    key: string,
+    call: CallState<MissSource>,
+    value: Loaded<T> | undefined,
+    version: number,
+    ctx: LoadContext,
+    presetTtlMs: number | undefined,
+  ): Entry<T> {
     if (value === undefined && this.#absentTtlMs > 0) {
       // The origin has nothing for the key: that is cached too, for absentTtlMs unless the loader chose a ttl.
       const ttlMs = ctx.ttlMs === presetTtlMs ? this.#absentTtlMs : ctx.ttlMs

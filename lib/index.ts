@@ -36,6 +36,7 @@ export {
   InvalidOptionError,
   InvalidValueError,
   LoadError,
+  LoadTimeoutError,
   PeerUnavailableError,
   ClosedError,
   AbortError,

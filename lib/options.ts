@@ -226,6 +226,23 @@ export interface GroupOptions<T = Buffer> {
    */
   staleWhileRevalidateMs?: number
   /**
+   * For how long after its expiry a value is still returned when its reload fails (the origin
+   * threw, or took longer than `loadTimeoutMs`), in ms: a service keeps answering through an origin
+   * outage (a grace period). Counted in `stats().staleIfErrorHits`. With `staleWhileRevalidateMs`
+   * too, an expired value is first served at once while it is refreshed (for that window), and only
+   * past it does a get wait for the load, falling back to the old value if the load fails. 0: off.
+   * @default {@link GROUP_DEFAULTS}.staleIfErrorMs (0)
+   */
+  staleIfErrorMs?: number
+  /**
+   * How long one origin load may take, in ms; past it every waiter gets a `LoadTimeoutError` and the
+   * flight ends (the load's late value is still cached if nothing newer arrived). Below the askers'
+   * `fetchTimeoutMs`, so that they hear the timeout from the owner instead of giving up on it and
+   * loading the key again themselves. 0: no limit.
+   * @default {@link GROUP_DEFAULTS}.loadTimeoutMs (4000)
+   */
+  loadTimeoutMs?: number
+  /**
    * How long an absent value is cached, in ms (cluster-wide, like a value: at the owner, its
    * replicas and as hot copies; a set or remove replaces it): a loader returning `undefined` says
    * the origin has no such key, and `get` resolves `undefined` until then, with one origin load per
@@ -252,6 +269,8 @@ export const GROUP_OPTION_NAMES = Object.keys({
   hotThreshold: true,
   ttlMs: true,
   staleWhileRevalidateMs: true,
+  staleIfErrorMs: true,
+  loadTimeoutMs: true,
   maxKeyBytes: true,
   absentTtlMs: true,
 } satisfies Record<keyof GroupOptions, true>)
@@ -350,6 +369,10 @@ export interface GroupStats {
   removes: number
   /** Copies received from owners as a replica. */
   replicaWrites: number
+  /** Expired values returned because their reload failed (staleIfErrorMs). */
+  staleIfErrorHits: number
+  /** Origin loads that took longer than loadTimeoutMs (each a LoadTimeoutError to its waiters). */
+  loadTimeouts: number
   /** Expired values returned while a background refresh ran (staleWhileRevalidateMs). */
   staleHits: number
   /** Loads whose loader returned `undefined`: absent values cached (absentTtlMs). */
@@ -389,7 +412,18 @@ export type GroupCounters = { -readonly [K in Exclude<keyof GroupStats, 'group' 
 
 export function zeroCounters(): GroupCounters {
   const names = ['gets', 'mainHits', 'hotHits', 'staleHits', 'loads', 'dedupedLoads', 'peerLoads', 'peerErrors', 'localLoads']
-  names.push('serverRequests', 'loadErrors', 'sets', 'removes', 'replicaWrites', 'replicaFills', 'absentLoads', 'tooLarge')
+  names.push(
+    'serverRequests',
+    'loadErrors',
+    'sets',
+    'removes',
+    'replicaWrites',
+    'replicaFills',
+    'absentLoads',
+    'tooLarge',
+    'staleIfErrorHits',
+    'loadTimeouts',
+  )
   names.push('peerGets', 'replicaGets', 'loadGets', 'failedGets', 'dedupedGets', 'serverMisses', 'serverErrors')
   return Object.fromEntries(names.map((n) => [n, 0])) as GroupCounters
 }

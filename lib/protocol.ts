@@ -50,6 +50,7 @@ export type ErrorReason =
   | 'invalid-value' // 500: the loader returned a value the group's codec cannot carry
   | 'closing' // 503: this peer is shutting down
   | 'internal' // 500: a bug; the asker treats it as the peer being unavailable
+  | 'load-timeout' // 504: the origin took longer than the group's loadTimeoutMs at this peer
 
 /**
  * Percent-encodes every byte outside [A-Za-z0-9_~-]. Dots are escaped too, so a key of `.` or `..`

@@ -3,7 +3,7 @@
 // peers that disagree about an owner during a membership change cannot bounce a key between them.
 import { setMaxListeners } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { InvalidKeyError, InvalidValueError, LoadError } from './errors.js'
+import { InvalidKeyError, InvalidValueError, LoadError, LoadTimeoutError } from './errors.js'
 import { type BatchItem, decodeBatch, encodeFrame } from './frames.js'
 import { type ErrorReason, HEADER, MAX_BATCH_KEYS, PROTOCOL_VERSION, type PutMeta, type ServedGroup, type WireEntry } from './protocol.js'
 
@@ -31,6 +31,7 @@ const STATUS: Record<ErrorReason, number> = {
   'invalid-value': 500,
   closing: 503,
   internal: 500,
+  'load-timeout': 504,
 }
 
 export function createHandler(options: HandlerOptions): Handler {
@@ -244,6 +245,7 @@ async function answerPut(group: ServedGroup, key: string, req: IncomingMessage, 
 
 /** How an error travels: its reason and the message the asker will see. */
 function reasonOf(err: unknown): [ErrorReason, string] {
+  if (err instanceof LoadTimeoutError) return ['load-timeout', err.originMessage]
   if (err instanceof LoadError) return ['load', err.originMessage]
   if (err instanceof InvalidValueError) return ['invalid-value', err.reason]
   if (err instanceof InvalidKeyError) return ['bad-request', err.message]

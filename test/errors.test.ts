@@ -13,6 +13,7 @@ const samples: Record<string, Error> = {
   InvalidOptionError: new api.InvalidOptionError('maxBytes', 'bad'),
   InvalidValueError: new api.InvalidValueError('g', 'k', 'bad'),
   LoadError: new api.LoadError('g', 'k', 'origin down'),
+  LoadTimeoutError: new api.LoadTimeoutError('g', 'k', 'no answer within 4000 ms'),
   PeerUnavailableError: new api.PeerUnavailableError('http://127.0.0.1:1', 'refused'),
   ClosedError: new api.ClosedError(),
   AbortError: new api.AbortError(),
@@ -40,7 +41,15 @@ t.test('input errors are TypeErrors as well; the others are not', async (t) => {
   for (const name of ['InvalidKeyError', 'InvalidGroupError', 'InvalidOptionError', 'InvalidValueError']) {
     t.ok(samples[name] instanceof TypeError, `${name} instanceof TypeError`)
   }
-  for (const name of ['LoadError', 'PeerUnavailableError', 'ClosedError', 'AbortError', 'DiscoveryError', 'SnapshotError']) {
+  for (const name of [
+    'LoadError',
+    'LoadTimeoutError',
+    'PeerUnavailableError',
+    'ClosedError',
+    'AbortError',
+    'DiscoveryError',
+    'SnapshotError',
+  ]) {
     t.notOk(samples[name] instanceof TypeError, `${name} is not a TypeError`)
   }
 })
