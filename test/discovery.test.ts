@@ -2,16 +2,15 @@
 // and AAAA queries for one name from a record list the test changes, and a node:dns Resolver is
 // pointed at it. The last part runs demo/k8s/app.mjs as three processes on 127.0.0.2-4 (Linux routes
 // all of 127/8 to loopback), whose membership comes from that server alone.
-import { type ChildProcess, spawn } from 'node:child_process'
 import { Resolver } from 'node:dns/promises'
-import net from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { createInterface } from 'node:readline'
 import t, { type Test } from 'tap'
 import { DiscoveryError, DnsDiscovery, type DnsDiscoveryOptions, discover } from '../lib/discovery.js'
 import { Peer } from '../lib/peer.js'
 import { Ring } from '../lib/ring.js'
 import { DNS_NAME, type DnsMode, startDnsServer } from './helpers/dns.js'
+import { freePort } from './helpers/net.js'
+import { startScript } from './helpers/script.js'
 
 const NAME = DNS_NAME
 
@@ -261,7 +260,6 @@ interface AppEvent {
 function startApp(t: Test, host: string, port: number, dnsServer: string) {
   const script = fileURLToPath(new URL('../demo/k8s/app.mjs', import.meta.url))
   const env = {
-    ...process.env,
     POD_IP: host,
     LISTEN_HOST: host,
     PORT: String(port),
@@ -269,46 +267,15 @@ function startApp(t: Test, host: string, port: number, dnsServer: string) {
     DNS_SERVER: dnsServer,
     DISCOVERY_INTERVAL_MS: '50',
   }
-  const child: ChildProcess = spawn(process.execPath, [script], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  const stderr: string[] = []
-  child.stderr!.on('data', (d) => stderr.push(String(d)))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    return exited
-  })
-  const events: AppEvent[] = []
-  const waiters = new Set<() => void>()
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    events.push(JSON.parse(line))
-    for (const w of waiters) w()
-  })
-  const app = {
-    child,
-    exited,
+  const app = startScript(t, script, { env, parse: (line) => JSON.parse(line) as AppEvent })
+  return {
+    child: app.child,
+    exited: app.exited,
+    next: app.next,
     get lastPeers() {
-      return events.findLast((e) => e.peers)?.peers
-    },
-    /** The first event so far or to come that matches; fails after a generous bound instead of hanging. */
-    next(match: (e: AppEvent) => boolean): Promise<AppEvent> {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const i = events.findIndex(match)
-          if (i === -1) return
-          waiters.delete(check)
-          clearTimeout(timer)
-          resolve(events[i]!)
-        }
-        const timer = setTimeout(() => {
-          waiters.delete(check)
-          reject(new Error(`${host}: no matching event in 30 s; events ${JSON.stringify(events)}; stderr ${stderr.join('')}`))
-        }, 30_000)
-        waiters.add(check)
-        check()
-      })
+      return app.lines.findLast((e) => e.peers)?.peers
     },
   }
-  return app
 }
 
 async function getItem(base: string, key: string): Promise<string> {
@@ -316,14 +283,4 @@ async function getItem(base: string, key: string): Promise<string> {
   const body = (await res.json()) as { value?: string; message?: string }
   if (res.status !== 200) throw new Error(`${base} ${key}: ${res.status} ${body.message}`)
   return body.value!
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().once('error', reject)
-    server.listen(0, host, () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 }

@@ -7,14 +7,15 @@ export interface Teardown {
 }
 
 /**
- * A port that was free a moment ago on 127.0.0.1: the kernel picks it (port 0), we let it go and
- * the caller binds it next. Peers must know every URL before they start, hence this small race.
+ * A port that was free a moment ago on `host` (another loopback address such as 127.0.0.2 works too):
+ * the kernel picks it (port 0), we let it go and the caller binds it next. Peers must know every URL
+ * before they start, hence this small race.
  */
-export async function freePort(): Promise<number> {
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   const server = net.createServer()
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(0, '127.0.0.1', resolve)
+    server.listen(0, host, resolve)
   })
   const { port } = server.address() as net.AddressInfo
   await new Promise<void>((resolve) => server.close(() => resolve()))

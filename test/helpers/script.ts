@@ -1,0 +1,68 @@
+// A Node script run as its own OS process (a demo app, an example), with its stdout read line by line
+// so a test can wait for what the script says it did. Killed at teardown if it is still running.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import type { Teardown } from './net.js'
+
+/** How long `next` waits for a matching line by default, in ms: generous, so a slow machine does not fail it. */
+const NEXT_MS = 30_000
+
+export interface ScriptProcess<Line> {
+  readonly child: ChildProcess
+  /** The exit code, or null when a signal ended it. */
+  readonly exited: Promise<number | null>
+  /** Every stdout line so far, parsed. */
+  readonly lines: readonly Line[]
+  /** The first line so far or to come that matches; rejects after `withinMs` (with the output so far) instead of hanging. */
+  next(match: (line: Line) => boolean, withinMs?: number): Promise<Line>
+}
+
+export interface ScriptOptions<Line> {
+  /** Arguments after the script's path. */
+  args?: string[]
+  /** The child's environment. Default: this process's. */
+  env?: NodeJS.ProcessEnv
+  /** Turns a stdout line into what `lines` and `next` see, e.g. JSON.parse. Default: the line as it is. */
+  parse?: (line: string) => Line
+}
+
+export function startScript<Line = string>(t: Teardown, script: string, options: ScriptOptions<Line> = {}): ScriptProcess<Line> {
+  const parse = options.parse ?? ((line: string) => line as Line)
+  const child = spawn(process.execPath, [script, ...(options.args ?? [])], { env: options.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const stderr: string[] = []
+  child.stderr.on('data', (d) => stderr.push(String(d)))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    return exited
+  })
+  const lines: Line[] = []
+  const waiters = new Set<() => void>()
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    lines.push(parse(line))
+    for (const w of waiters) w()
+  })
+  return {
+    child,
+    exited,
+    lines,
+    next(match, withinMs = NEXT_MS) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const found = lines.find(match)
+          if (found === undefined) return
+          waiters.delete(check)
+          clearTimeout(timer)
+          resolve(found)
+        }
+        const timer = setTimeout(() => {
+          waiters.delete(check)
+          const output = `stdout ${JSON.stringify(lines)}; stderr ${stderr.join('')}`
+          reject(new Error(`${script} (pid ${child.pid}): no matching line within ${withinMs} ms; ${output}`))
+        }, withinMs)
+        waiters.add(check)
+        check()
+      })
+    },
+  }
+}
