@@ -7,7 +7,8 @@
 //   curl http://10.1.2.3:7001/users/42
 //
 // PEERS_DNS_NAME (required, fully qualified), HOST (this process's address as DNS gives it; default
-// 127.0.0.1), PORT (7001, the same everywhere), DNS_SERVER (host:port to ask; default the system's), DISCOVERY_INTERVAL_MS (5000).
+// 127.0.0.1), PORT (7001, the same everywhere), DNS_SERVER (host:port to ask; default the system's),
+// DISCOVERY_INTERVAL_MS (5000), PEER_TIMEOUT_MS (how long a peer may take to start answering).
 import { Resolver } from 'node:dns/promises'
 import http from 'node:http'
 import { DnsDiscovery, Peer } from 'peercache'
@@ -15,7 +16,10 @@ import { answerUsers, usersGroup } from './users.mjs'
 
 const port = Number(process.env.PORT ?? 7001)
 const host = process.env.HOST ?? '127.0.0.1'
-const peer = new Peer({ self: `http://${host}:${port}` })
+const peer = new Peer({
+  self: `http://${host}:${port}`,
+  peerTimeoutMs: Number(process.env.PEER_TIMEOUT_MS) || undefined, // unset: peercache's default
+})
 const users = usersGroup(peer)
 
 const discovery = new DnsDiscovery({

@@ -7,7 +7,8 @@
 //   curl http://127.0.0.1:3002/users/42   # loaded from the store once, by its owner, whichever process you ask
 //   curl http://127.0.0.1:3001/stats      # this process's group stats: loads, hits, peer fetches
 //
-// PORT (default 3001), HOST (127.0.0.1), PEERS (every process's URL, comma-separated; default this one).
+// PORT (default 3001), HOST (127.0.0.1), PEERS (every process's URL, comma-separated; default this one),
+// PEER_TIMEOUT_MS (how long a peer may take to start answering before this process loads a key itself).
 // In an app of your own: npm install peercache express.
 import express from 'express'
 import { Peer } from 'peercache'
@@ -16,7 +17,11 @@ import { usersGroup } from './users.mjs'
 const port = Number(process.env.PORT ?? 3001)
 const host = process.env.HOST ?? '127.0.0.1'
 const self = `http://${host}:${port}`
-const peer = new Peer({ self, peers: process.env.PEERS?.split(',') })
+const peer = new Peer({
+  self,
+  peers: process.env.PEERS?.split(','),
+  peerTimeoutMs: Number(process.env.PEER_TIMEOUT_MS) || undefined, // unset: peercache's default
+})
 const users = usersGroup(peer)
 
 const app = express()

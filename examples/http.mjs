@@ -7,7 +7,8 @@
 //   curl http://127.0.0.1:3002/users/42   # loaded from the store once, by its owner, whichever process you ask
 //   curl http://127.0.0.1:3001/stats      # this process's group stats: loads, hits, peer fetches
 //
-// PORT (default 3001), PEER_PORT (7001), HOST (127.0.0.1), PEERS (default this process's peer URL alone).
+// PORT (default 3001), PEER_PORT (7001), HOST (127.0.0.1), PEERS (default this process's peer URL alone),
+// PEER_TIMEOUT_MS (how long a peer may take to start answering before this process loads a key itself).
 import http from 'node:http'
 import { Peer } from 'peercache'
 import { answerUsers, usersGroup } from './users.mjs'
@@ -15,7 +16,11 @@ import { answerUsers, usersGroup } from './users.mjs'
 const port = Number(process.env.PORT ?? 3001)
 const peerPort = Number(process.env.PEER_PORT ?? 7001)
 const host = process.env.HOST ?? '127.0.0.1'
-const peer = new Peer({ self: `http://${host}:${peerPort}`, peers: process.env.PEERS?.split(',') })
+const peer = new Peer({
+  self: `http://${host}:${peerPort}`,
+  peers: process.env.PEERS?.split(','),
+  peerTimeoutMs: Number(process.env.PEER_TIMEOUT_MS) || undefined, // unset: peercache's default
+})
 const users = usersGroup(peer)
 await peer.listen({ port: peerPort, host })
 

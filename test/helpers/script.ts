@@ -2,6 +2,7 @@
 // so a test can wait for what the script says it did. Killed at teardown if it is still running.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
+import { memberEnv } from './cluster.js'
 import type { Teardown } from './net.js'
 
 /** How long `next` waits for a matching line by default, in ms: generous, so a slow machine does not fail it. */
@@ -20,7 +21,7 @@ export interface ScriptProcess<Line> {
 export interface ScriptOptions<Line> {
   /** Arguments after the script's path. */
   args?: string[]
-  /** The child's environment. Default: this process's. */
+  /** Variables set for the child, on top of this process's environment (without tap's coverage hook). */
   env?: NodeJS.ProcessEnv
   /** Turns a stdout line into what `lines` and `next` see, e.g. JSON.parse. Default: the line as it is. */
   parse?: (line: string) => Line
@@ -28,7 +29,8 @@ export interface ScriptOptions<Line> {
 
 export function startScript<Line = string>(t: Teardown, script: string, options: ScriptOptions<Line> = {}): ScriptProcess<Line> {
   const parse = options.parse ?? ((line: string) => line as Line)
-  const child = spawn(process.execPath, [script, ...(options.args ?? [])], { env: options.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const env = { ...memberEnv(false), ...options.env }
+  const child = spawn(process.execPath, [script, ...(options.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   const stderr: string[] = []
   child.stderr.on('data', (d) => stderr.push(String(d)))
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
