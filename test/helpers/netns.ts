@@ -148,10 +148,15 @@ export class Network {
     this.bridgeIp = `${this.subnet}.${BRIDGE_HOST}`
     networks.add(this)
     hookExit()
-    run('ip', ['link', 'add', this.bridge, 'type', 'bridge'])
-    run('ip', ['addr', 'add', `${this.bridgeIp}/24`, 'dev', this.bridge])
-    run('ip', ['link', 'set', this.bridge, 'up'])
-    for (let i = 0; i < size; i++) this.#addHost()
+    try {
+      run('ip', ['link', 'add', this.bridge, 'type', 'bridge'])
+      run('ip', ['addr', 'add', `${this.bridgeIp}/24`, 'dev', this.bridge])
+      run('ip', ['link', 'set', this.bridge, 'up'])
+      for (let i = 0; i < size; i++) this.#addHost()
+    } catch (err) {
+      this.destroy() // a half-made network goes before the error does
+      throw err
+    }
   }
 
   #addHost(): Host {
@@ -245,14 +250,7 @@ export class Network {
 /** A bridge and `size` hosts on it, removed at teardown (and on exit, whatever happens). */
 export function createNetwork(t: Teardown, size: number): Network {
   removeStale()
-  let network: Network
-  try {
-    network = new Network(size)
-  } catch (err) {
-    // A half-made network is removed before the error goes up.
-    for (const n of networks) if (n.hosts.length < size) n.destroy()
-    throw err
-  }
+  const network = new Network(size)
   t.teardown(() => network.destroy())
   return network
 }
