@@ -142,15 +142,27 @@ export class HaCluster extends Cluster {
   }
 }
 
-/** Sends the child's output to stderr, prefixed by `name`, then waits for the port it reserved (its first message). */
-export function reservedPort(child: ChildProcess, name: string): Promise<number> {
+/**
+ * Sends the child's output to stderr, prefixed by `name`, then waits for the port it reserved (its
+ * first message); a child silent for `limitMs` is killed and the wait fails.
+ */
+export function reservedPort(child: ChildProcess, name: string, limitMs = 60_000): Promise<number> {
   // stdout must not reach tap's TAP stream.
   for (const stream of [child.stdout, child.stderr]) stream?.on('data', (d: Buffer) => process.stderr.write(`[${name}] ${d}`))
   return new Promise<number>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before reserving a port`)))
-    child.once('message', (msg: { type?: string; port?: number }) =>
-      msg.type === 'reserved' && msg.port ? resolve(msg.port) : reject(new Error(`${name}: first message ${JSON.stringify(msg)}`)),
-    )
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`${name} reserved no port within ${limitMs} ms`))
+    }, limitMs)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`${name} exited (${code}) before reserving a port`))
+    })
+    child.once('message', (msg: { type?: string; port?: number }) => {
+      clearTimeout(timer)
+      if (msg.type === 'reserved' && msg.port) resolve(msg.port)
+      else reject(new Error(`${name}: first message ${JSON.stringify(msg)}`))
+    })
   })
 }
 
