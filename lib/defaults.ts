@@ -16,6 +16,8 @@ export const PEER_DEFAULTS = Object.freeze({
   maxBatchKeys: 128,
   probeTimeoutMs: 1000,
   fanOut: 16,
+  handOffMs: 2000,
+  handOffBytes: 64 * 1024 * 1024,
 } as const)
 
 /** Defaults of {@link BackupOptions} (PeerOptions `backup`); the README's table names them `backup.*`. */

@@ -34,6 +34,7 @@ import type {
 import { GROUP_OPTION_NAMES, zeroCounters } from './options.js'
 import { expiry, OwnerSide } from './owner.js'
 import { MAX_KEY_BYTES, type Stored, type WireEntry } from './protocol.js'
+import { type HandOffBudget, handOff } from './handoff.js'
 import { Replication } from './replication.js'
 import { restoreSnapshot, type SnapshotTarget, writeSnapshot } from './snapshot.js'
 import { Store } from './store.js'
@@ -56,6 +57,8 @@ export class Group<T = Buffer> {
   readonly #codec: Codec<T>
   readonly #store: Store<T>
   readonly #replication: Replication<T>
+  /** Peers holding each key, the owner included. */
+  readonly #replicas: number
   readonly #hotness = new Hotness()
   readonly #hotThreshold: number
   readonly #ttlMs: number
@@ -88,6 +91,7 @@ export class Group<T = Buffer> {
     const ratio = options.hotCacheRatio ?? GROUP_DEFAULTS.hotCacheRatio
     if (!(ratio >= 0 && ratio <= 0.5)) throw new InvalidOptionError('hotCacheRatio', `must be from 0 to 0.5, got ${ratio}`)
     const replicas = integer('replicas', options.replicas ?? GROUP_DEFAULTS.replicas, 1, 5)
+    this.#replicas = replicas
     this.name = name
     this.#membership = membership
     this.#load = options.load ?? noLoader
@@ -457,6 +461,12 @@ export class Group<T = Buffer> {
    * @internal On close: loads and fetches still under way are told to stop (their ctx.signal aborts),
    * and copies waiting to be retried are dropped. Results that arrive later are cached nowhere.
    */
+  /** @internal On a graceful close, before leaving: copies the entries this process owns to their holders-to-be. */
+  handOff(holdersAfter: (key: string, count: number) => string[], budget: HandOffBudget): Promise<void> {
+    const source = { group: this.name, store: this.#store, membership: this.#membership, replicas: this.#replicas, holdersAfter }
+    return handOff(source, budget)
+  }
+
   close(reason: unknown): void {
     this.#loads.abortAll(reason)
     this.#fetches.abortAll(reason)

@@ -5,7 +5,7 @@ import type { LimitFunction } from 'p-limit'
 import { PeerUnavailableError } from './errors.js'
 import type { PeerHealth } from './health.js'
 import type { PeerTransport } from './protocol.js'
-import type { Ring } from './ring.js'
+import { Ring } from './ring.js'
 
 export class Membership {
   /** This peer's URL (its identity on the ring). */
@@ -45,6 +45,15 @@ export class Membership {
    */
   ownerAndReplicas(key: string, count: number): string[] {
     return this.#ring.owners(key, count, this.#skip)
+  }
+
+  /** Holders of a key once `peer` has left (the ring without it), leaving out peers known to be down. */
+  holdersWithout(peer: string): (key: string, count: number) => string[] {
+    const ring = new Ring(
+      this.#ring.peers.filter((p) => p !== peer),
+      this.#ring.vnodes,
+    )
+    return (key, count) => ring.owners(key, count, this.#skip)
   }
 
   /** Whether `peer` is a member now (a request to a peer that has left may still fail afterwards). */

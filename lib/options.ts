@@ -89,6 +89,18 @@ export interface PeerOptions {
    * @default {@link PEER_DEFAULTS}.fanOut (16)
    */
   fanOut?: number
+  /**
+   * On close, how long this peer may spend copying the entries it owns to the peers that will own
+   * them once it has left, in ms (README, "Hand-off on close"); 0 turns hand-off off. A copy under
+   * way at the deadline may take peerTimeoutMs more.
+   * @default {@link PEER_DEFAULTS}.handOffMs (2000)
+   */
+  handOffMs?: number
+  /**
+   * On close, most bytes (values and keys) handed off, the most recently used entries first.
+   * @default {@link PEER_DEFAULTS}.handOffBytes (67108864: 64 MiB)
+   */
+  handOffBytes?: number
   /** Saves every group's snapshot to a directory on a schedule and on close, and restores from it (README, "Backups"). Default: none. */
   backup?: BackupOptions
 }
@@ -136,6 +148,8 @@ export const PEER_OPTION_NAMES = Object.keys({
   fanOut: true,
   logger: true,
   backup: true,
+  handOffMs: true,
+  handOffBytes: true,
 } satisfies Record<keyof PeerOptions, true>)
 
 /** Every name BackupOptions has. */

@@ -7,6 +7,7 @@ import { PeerClient } from './client.js'
 import type { Codec } from './codec.js'
 import { LISTEN_DEFAULTS, PEER_DEFAULTS } from './defaults.js'
 import { type BackupRestore, Backups } from './backup.js'
+import type { HandOffBudget } from './handoff.js'
 import { ClosedError, InvalidGroupError, InvalidOptionError } from './errors.js'
 import { Group, type GroupOptions } from './group.js'
 import { PeerHealth, type PeerHealthSnapshot } from './health.js'
@@ -48,6 +49,8 @@ export class Peer {
   readonly #unregister: (() => void)[] = []
 
   readonly #backups: Backups | undefined
+  readonly #handOffMs: number
+  readonly #handOffBytes: number
   /** Restores from backups started by peer.group(), in the order of the groups. */
   readonly #restores: Promise<BackupRestore>[] = []
 
@@ -62,6 +65,8 @@ export class Peer {
     if (!/^\/([A-Za-z0-9._~-]+\/)*$/.test(o.basePath))
       throw new InvalidOptionError('basePath', `must start and end with "/", got ${JSON.stringify(o.basePath)}`)
     const ring = this.#buildRing(options.peers ?? [])
+    this.#handOffMs = integer('handOffMs', o.handOffMs, 0)
+    this.#handOffBytes = integer('handOffBytes', o.handOffBytes, 0)
     this.#backups =
       options.backup === undefined
         ? undefined
@@ -245,6 +250,8 @@ export class Peer {
   }
 
   async #shutdown(): Promise<void> {
+    // Before announcing: the peers that will own this one's keys get them while it still serves.
+    await this.#handOff()
     // Announce first and keep answering meanwhile: a peer that has not heard yet is still served.
     const others = this.#membership.members().filter((p) => p !== this.self)
     log(this.#log, 'info', { self: this.self, peers: others.length }, 'leaving: telling the other peers')
@@ -279,6 +286,19 @@ export class Peer {
     await this.#backups?.close().catch((err) => log(this.#log, 'error', { self: this.self, error: describe(err) }, 'last backup failed'))
     await this.#client.close()
     for (const unregister of this.#unregister.splice(0)) unregister()
+  }
+
+  /** Copies the entries this peer owns to their holders-to-be (handoff.ts), within handOffMs and handOffBytes. */
+  async #handOff(): Promise<void> {
+    if (this.#handOffMs === 0 || this.#membership.members().length < 2) return
+    const budget: HandOffBudget = { deadline: Date.now() + this.#handOffMs, bytesLeft: this.#handOffBytes, sent: 0, left: 0 }
+    const holdersAfter = this.#membership.holdersWithout(this.self)
+    try {
+      for (const group of this.#groups.values()) await group.handOff(holdersAfter, budget)
+    } catch (err) {
+      log(this.#log, 'error', { self: this.self, error: describe(err) }, 'hand-off failed')
+    }
+    log(this.#log, 'info', { self: this.self, sent: budget.sent, left: budget.left }, 'handed off the entries this peer owns')
   }
 
   #buildRing(peers: readonly string[]): Ring {

@@ -44,7 +44,8 @@ t.test("replicas: 1 keeps only the owner's copy (groupcache's behaviour)", async
 })
 
 t.test("with the owner closed, a third peer's gets of its keys are answered by the replica, no new origin load", async (t) => {
-  const c = await startGroupCluster(t, 3)
+  // Without hand-off: it would give the third peer the keys itself (test/handoff.test.ts), and the replica would not be asked.
+  const c = await startGroupCluster(t, 3, {}, { handOffMs: 0 })
   const keys = Array.from({ length: 8 }, (_, i) => c.keyOf(0, 1, `owned${i}-`))
   for (const key of keys) await c.groups[0]!.get(key)
   await eventually(() => c.groups[1]!.stats().replicaWrites === keys.length, 'the replica holds every key')
