@@ -144,16 +144,19 @@ export class HaCluster extends Cluster {
 
 /**
  * Sends the child's output to stderr, prefixed by `name`, then waits for the port it reserved (its
- * first message); a child silent for `limitMs` is killed and the wait fails.
+ * first message); with `limitMs`, a child silent that long is killed and the wait fails.
  */
-export function reservedPort(child: ChildProcess, name: string, limitMs = 60_000): Promise<number> {
+export function reservedPort(child: ChildProcess, name: string, limitMs?: number): Promise<number> {
   // stdout must not reach tap's TAP stream.
   for (const stream of [child.stdout, child.stderr]) stream?.on('data', (d: Buffer) => process.stderr.write(`[${name}] ${d}`))
   return new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`${name} reserved no port within ${limitMs} ms`))
-    }, limitMs)
+    const timer =
+      limitMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            child.kill('SIGKILL')
+            reject(new Error(`${name} reserved no port within ${limitMs} ms`))
+          }, limitMs)
     child.once('exit', (code) => {
       clearTimeout(timer)
       reject(new Error(`${name} exited (${code}) before reserving a port`))

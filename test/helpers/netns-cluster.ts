@@ -9,6 +9,9 @@ import { type GroupSpec, memberEnv } from './cluster.js'
 import { COMMAND_TIMEOUT_MS, HA_MEMBER, HaMember, reservedPort, until } from './ha.js'
 import type { Host, Network } from './netns.js'
 
+/** How long a member may take to start (to reserve its port), in ms: generous, for a loaded machine. */
+const START_LIMIT_MS = 90_000
+
 /** The port every member listens on: each host has an address of its own. */
 export const MEMBER_PORT = 7001
 
@@ -103,7 +106,7 @@ export class NetCluster {
     const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
     children.add(child)
     child.once('exit', () => children.delete(child))
-    const member = new HaMember(name, child, await reservedPort(child, name), COMMAND_TIMEOUT_MS, host.ip)
+    const member = new HaMember(name, child, await reservedPort(child, name, START_LIMIT_MS), COMMAND_TIMEOUT_MS, host.ip)
     this.members.set(host.index, member)
     return member
   }
