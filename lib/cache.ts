@@ -92,6 +92,11 @@ export class ByteCache<T = unknown> {
     return this.#lru?.delete(key) ?? false
   }
 
+  /** Drops every entry (a clear of the group). */
+  clear(): void {
+    this.#lru?.clear()
+  }
+
   /** @internal Entries from most to least recently used (tests check the byte accounting with it). */
   *entries(): Generator<[string, Entry<T>]> {
     if (this.#lru) yield* this.#lru.entries()

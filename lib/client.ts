@@ -192,6 +192,14 @@ export class PeerClient implements PeerTransport {
     return meta(a.headers).version
   }
 
+  /** DELETE `{basePath}{group}/`: the peer drops every entry of the group and refuses versions up to `epoch`. Resolves with its cleared line. */
+  async clear(peer: string, group: string, epoch: number): Promise<number> {
+    const headers = { ...this.#headers, [HEADER.version]: String(epoch) }
+    const a = await this.#request(peer, 'DELETE', group, '', headers, this.#options.peerTimeoutMs)
+    if (a.statusCode !== 204 && a.statusCode !== 200) throw answerError(peer, group, '', a)
+    return meta(a.headers).version
+  }
+
   /** Tells `peer` that this one is leaving. */
   async leave(peer: string): Promise<void> {
     const res = await this.#pool(peer).request({

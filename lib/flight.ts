@@ -107,6 +107,11 @@ export class Flight<T, N = unknown> {
     return true
   }
 
+  /** Detaches every call (a clear of the group): their results reach their waiters but are cached nowhere. */
+  forgetAll(): void {
+    for (const key of [...this.#calls.keys()]) this.forget(key)
+  }
+
   /** Aborts every call (on close); their waiters get the rejection their start function gives. */
   abortAll(reason: unknown): void {
     for (const [key, call] of this.#calls) {

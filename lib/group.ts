@@ -115,6 +115,7 @@ export class Group<T = Buffer> {
       codec: this.#codec,
       replicas,
       dropHere: (key, before) => this.ownerSide.drop(key, before),
+      clearHere: (epoch) => this.ownerSide.clear(epoch),
       onReplicaFill: () => this.#counters.replicaFills++,
     })
     this.ownerSide = new OwnerSide<T>({
@@ -451,6 +452,20 @@ export class Group<T = Buffer> {
       holders: (key) => this.#replication.holders(key),
       checkKey: (key) => this.#checkKey(key),
     }
+  }
+
+  /**
+   * Drops every entry of the group (main, hot and replica copies) on every member, in parallel,
+   * bounded. Ordered by the version clock: each member refuses versions up to the clear's epoch
+   * from then on (no value set before it comes back from a write still in transit), and its clock
+   * moves past the epoch (a value set after the clear resolved is newer, so it stays). Loads under
+   * way are cached nowhere. Resolves with the members that cleared and those that could not be
+   * reached (they keep their entries until they expire or are evicted).
+   */
+  async clear(): Promise<RemoveResult> {
+    if (this.#membership.closed) throw new ClosedError()
+    this.#counters.clears++
+    return this.#replication.clearEverywhere(this.#store.nextVersion())
   }
 
   stats(): GroupStats {

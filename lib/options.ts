@@ -381,6 +381,8 @@ export interface GroupStats {
   sets: number
   /** Calls to remove(). */
   removes: number
+  /** Calls to clear() in this process (clears from other peers are not counted). */
+  clears: number
   /** Copies received from owners as a replica. */
   replicaWrites: number
   /** Expired values returned because their reload failed (staleIfErrorMs). */
@@ -437,6 +439,7 @@ export function zeroCounters(): GroupCounters {
     'tooLarge',
     'staleIfErrorHits',
     'loadTimeouts',
+    'clears',
   )
   names.push('peerGets', 'replicaGets', 'loadGets', 'failedGets', 'dedupedGets', 'serverMisses', 'serverErrors')
   return Object.fromEntries(names.map((n) => [n, 0])) as GroupCounters

@@ -97,6 +97,13 @@ export class OwnerSide<T> implements ServedGroup {
     return this.#o.store.remove(key, before)
   }
 
+  /** A clear of the group (from a peer, or this process's own): drop everything, stop flights from caching. */
+  clear(epoch: number): number {
+    this.#o.loads.forgetAll()
+    this.#o.fetches.forgetAll()
+    return this.#o.store.clear(epoch)
+  }
+
   /** An absent value for a group without absentTtlMs: a peer configured otherwise sent it. */
   #acceptsAbsent(key: string): void {
     if (this.#o.absentTtlMs === 0)

@@ -60,7 +60,7 @@ export function encodeKey(key: string): string {
   return encodeURIComponent(key).replace(/[.!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
 }
 
-/** The path of a key's resource: `{basePath}{group}/{encoded key}`. */
+/** The path of a key's resource: `{basePath}{group}/{encoded key}`; with the empty key (no key is empty), the group's own: `{basePath}{group}/`. */
 export function keyPath(basePath: string, group: string, key: string): string {
   return `${basePath}${group}/${encodeKey(key)}`
 }
@@ -102,6 +102,8 @@ export interface PeerTransport {
   put(peer: string, group: string, key: string, bytes: Uint8Array, meta: PutMeta): Promise<Stored>
   /** Drops `key` at `peer` (copies older than `before`, when given); resolves with the peer's tombstone version. */
   delete(peer: string, group: string, key: string, before?: number): Promise<number>
+  /** Drops every entry of `group` at `peer` and has it refuse versions up to `epoch`; resolves with the peer's cleared line. */
+  clear(peer: string, group: string, epoch: number): Promise<number>
 }
 
 /** What the server needs of a group: its answers to peers (owner.ts). */
@@ -119,4 +121,6 @@ export interface ServedGroup {
   put(key: string, bytes: Buffer, meta: PutMeta): Promise<Stored>
   /** A DELETE: drop the copies of `key` (older than `before`, when given); returns the tombstone version. */
   drop(key: string, before?: number): number
+  /** A DELETE of the group (`{basePath}{group}/`): drop every entry, refuse versions up to `epoch`; returns the cleared line. */
+  clear(epoch: number): number
 }

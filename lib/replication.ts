@@ -27,6 +27,8 @@ export interface ReplicationOptions<T> {
   replicas: number
   /** Drops `key` in this process (copies older than `before`); returns the tombstone version. */
   dropHere(key: string, before: number | undefined): number
+  /** Clears the group in this process up to `epoch`; returns the cleared line. */
+  clearHere(epoch: number): number
   /** Counts an owner's miss answered by a replica's copy. */
   onReplicaFill(): void
 }
@@ -138,13 +140,38 @@ export class Replication<T> {
   /** Drops `key` at one peer; `tombstone` is that peer's tombstone version when it answered. */
   async dropAt(peer: string, key: string, before: number | undefined): Promise<Reach & { tombstone?: number }> {
     const { membership, group } = this.#o
-    if (peer === membership.self) return { acknowledged: [peer], unreachable: [], tombstone: this.#o.dropHere(key, before) }
+    const tombstone = await this.#ask(
+      peer,
+      () => this.#o.dropHere(key, before),
+      () => membership.transport.delete(peer, group, key, before),
+    )
+    return tombstone === undefined ? { acknowledged: [], unreachable: [peer] } : { acknowledged: [peer], unreachable: [], tombstone }
+  }
+
+  /** Clears the group on every member (this one included), in parallel, bounded: entries up to `epoch` are refused afterwards. */
+  async clearEverywhere(epoch: number): Promise<Reach> {
+    const { membership, group } = this.#o
+    const reach: Reach = { acknowledged: [], unreachable: [] }
+    const clearAt = async (peer: string) => {
+      const line = await this.#ask(
+        peer,
+        () => this.#o.clearHere(epoch),
+        () => membership.transport.clear(peer, group, epoch),
+      )
+      ;(line === undefined ? reach.unreachable : reach.acknowledged).push(peer)
+    }
+    await Promise.all(membership.members().map((p) => membership.limit(() => clearAt(p))))
+    return reach
+  }
+
+  /** Runs `here` for this process, `there` for another peer; undefined when that peer could not be reached. */
+  async #ask(peer: string, here: () => number, there: () => Promise<number>): Promise<number | undefined> {
+    if (peer === this.#o.membership.self) return here()
     try {
-      const tombstone = await membership.transport.delete(peer, group, key, before)
-      return { acknowledged: [peer], unreachable: [], tombstone }
+      return await there()
     } catch (err) {
-      membership.peerFailed(peer, err)
-      return { acknowledged: [], unreachable: [peer] }
+      this.#o.membership.peerFailed(peer, err)
+      return undefined
     }
   }
 }

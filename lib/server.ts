@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { InvalidKeyError, InvalidValueError, LoadError, LoadTimeoutError } from './errors.js'
 import { type BatchItem, decodeBatch, encodeFrame } from './frames.js'
 import { type ErrorReason, HEADER, MAX_BATCH_KEYS, PROTOCOL_VERSION, type PutMeta, type ServedGroup, type WireEntry } from './protocol.js'
+import { versionHeader } from './versions.js'
 
 export interface HandlerOptions {
   basePath: string
@@ -20,6 +21,12 @@ export type Handler = (req: IncomingMessage, res: ServerResponse, next?: (err?: 
 
 /** Limit of a batch request's body, in bytes (its keys are limited by MAX_BATCH_KEYS). */
 const MAX_BATCH_BODY_BYTES = 8 << 20
+/**
+ * How far ahead of this peer's clock a clear's epoch may be, in ms: the clocks' skew. An epoch is
+ * checked because every version up to it is refused afterwards: one far in the future would empty
+ * the group for good.
+ */
+const CLEAR_MAX_AHEAD_MS = 60_000
 /** Values at least this large are written as they are rather than copied into one buffer. */
 const LARGE_PART_BYTES = 4096
 
@@ -94,6 +101,7 @@ function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerR
       case 'PUT':
         return void answerPut(group, key, req, res)
       case 'DELETE': {
+        if (key === '') return answerClear(group, req, res)
         const before = optionalNumber(req.headers[HEADER.version])
         if (before === null) return fail(res, 'bad-request', `bad ${HEADER.version} header`)
         const line = group.drop(key, before)
@@ -107,6 +115,20 @@ function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerR
         return fail(res, 'bad-request', `method ${req.method} is not allowed`, 405)
     }
   }
+}
+
+/** DELETE `{basePath}{group}/` (the empty key, which no key can be): clear the group up to the epoch in `x-peercache-version`. */
+function answerClear(group: ServedGroup, req: IncomingMessage, res: ServerResponse): void {
+  const epoch = versionHeader(req.headers[HEADER.version], CLEAR_MAX_AHEAD_MS)
+  if (epoch === undefined || epoch === null) {
+    fail(res, 'bad-request', `a clear needs a plausible ${HEADER.version} (its epoch)`)
+    return
+  }
+  const line = group.clear(epoch)
+  res.statusCode = 204
+  res.setHeader(HEADER.protocol, String(PROTOCOL_VERSION))
+  res.setHeader(HEADER.version, String(line))
+  res.end()
 }
 
 /** The frames of a batch go out as their values are ready, gathered per microtask into one write. */

@@ -17,6 +17,8 @@ export class Store<T> {
   readonly hot: ByteCache<T>
   readonly #tombstones = new LRUCache<string, number>({ max: TOMBSTONE_MAX, ttl: TOMBSTONE_TTL_MS, perf: Date })
   #version = 0
+  /** Versions up to this one were cleared (group.clear()): refused from now on. */
+  #clearedUpTo = -1
 
   /** `graceMs`: how long expired entries stay, to be served stale while they are refreshed. */
   constructor(mainBytes: number, hotBytes: number, graceMs = 0) {
@@ -50,6 +52,7 @@ export class Store<T> {
    */
   put(key: string, entry: Entry<T>, where: 'main' | 'hot'): boolean {
     this.#observe(entry.version)
+    if (entry.version <= this.#clearedUpTo) return false
     const removedAt = this.#tombstones.get(key)
     if (removedAt !== undefined && entry.version <= removedAt) return false
     const held = this.main.get(key) ?? this.hot.get(key)
@@ -82,6 +85,20 @@ export class Store<T> {
     if (held >= line) return held
     this.#tombstones.set(key, line)
     return line
+  }
+
+  /**
+   * Drops every entry, main and hot, and refuses versions up to `epoch` from now on (writes made
+   * before the clear and still in transit). Every entry held is dropped, even one versioned by an
+   * owner whose clock runs ahead of `epoch`: it was written before the clear arrived here. The clock
+   * moves past `epoch`, so a value written here afterwards is newer. Returns the cleared line.
+   */
+  clear(epoch: number): number {
+    this.main.clear()
+    this.hot.clear()
+    this.#observe(epoch)
+    if (epoch > this.#clearedUpTo) this.#clearedUpTo = epoch
+    return this.#clearedUpTo
   }
 
   stats(): { main: CacheStats; hot: CacheStats } {

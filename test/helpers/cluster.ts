@@ -185,6 +185,11 @@ export class Member {
     return this.request('remove', { group, key })
   }
 
+  /** group.clear() in this member: every member drops the group's entries. */
+  clear(group: string): Promise<{ acknowledged: string[]; unreachable: string[] }> {
+    return this.request('clear', { group })
+  }
+
   stats<S = GroupStats>(group: string): Promise<S> {
     return this.request('stats', { group })
   }
