@@ -41,6 +41,10 @@ export interface ClusterOptions {
   peer?: Omit<PeerOptions, 'self' | 'peers'>
   /** How long a command may go unanswered (e.g. by a stopped member) before it rejects, in ms. Default 20000. */
   commandTimeoutMs?: number
+  /** The member script, a path (default test/fixtures/member.mjs): another fixture on the same IPC skeleton (ipc.mjs). */
+  fixture?: string
+  /** More arguments for the fixture's `init` command (besides peers, peer and groups). */
+  init?: Record<string, unknown>
   /**
    * Let tap collect coverage in the member processes too. Off by default: it slows every member's
    * start and run, and the members run dist/, not the lib/ sources the coverage report is about.
@@ -265,7 +269,7 @@ export class Cluster {
   async add(options: { peers?: string[]; port?: number } = {}): Promise<Member> {
     const member = await this.#spawn(options.port)
     const peers = options.peers ?? this.urls
-    await member.request('init', { peers, peer: this.#options.peer, groups: this.#options.groups })
+    await member.request('init', this.#initArgs(peers))
     return member
   }
 
@@ -290,12 +294,16 @@ export class Cluster {
   async spawnAll(): Promise<void> {
     const members = await Promise.all(Array.from({ length: this.#options.size }, () => this.#spawn()))
     const peers = members.map((m) => m.url)
-    await Promise.all(members.map((m) => m.request('init', { peers, peer: this.#options.peer, groups: this.#options.groups })))
+    await Promise.all(members.map((m) => m.request('init', this.#initArgs(peers))))
+  }
+
+  #initArgs(peers: string[]): Record<string, unknown> {
+    return { ...this.#options.init, peers, peer: this.#options.peer, groups: this.#options.groups }
   }
 
   async #spawn(port?: number): Promise<Member> {
     const name = `m${this.#spawned++}`
-    const child = fork(MEMBER, [], {
+    const child = fork(this.#options.fixture ?? MEMBER, [], {
       env: { ...memberEnv(this.#options.coverage ?? false), MEMBER_NAME: name, MEMBER_PORT: port === undefined ? '' : String(port) },
       // stdout must not reach tap's TAP stream; both go to stderr, prefixed.
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
