@@ -148,10 +148,14 @@ export class Replication<T> {
     return tombstone === undefined ? { acknowledged: [], unreachable: [peer] } : { acknowledged: [peer], unreachable: [], tombstone }
   }
 
-  /** Clears the group on every member (this one included), in parallel, bounded: entries up to `epoch` are refused afterwards. */
+  /**
+   * Clears the group on every member (this one included), in parallel, bounded: entries up to
+   * `epoch` are refused afterwards. Peers known to be down are not waited on: unreachable at once.
+   */
   async clearEverywhere(epoch: number): Promise<Reach> {
     const { membership, group } = this.#o
-    const reach: Reach = { acknowledged: [], unreachable: [] }
+    const peers = membership.members()
+    const reach: Reach = { acknowledged: [], unreachable: peers.filter((p) => !membership.isUp(p)) }
     const clearAt = async (peer: string) => {
       const line = await this.#ask(
         peer,
@@ -160,7 +164,7 @@ export class Replication<T> {
       )
       ;(line === undefined ? reach.unreachable : reach.acknowledged).push(peer)
     }
-    await Promise.all(membership.members().map((p) => membership.limit(() => clearAt(p))))
+    await Promise.all(peers.filter((p) => membership.isUp(p)).map((p) => membership.limit(() => clearAt(p))))
     return reach
   }
 
