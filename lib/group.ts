@@ -231,6 +231,9 @@ export class Group<T = Buffer> {
       call.note = peer === first ? 'peerGets' : 'replicaGets'
       return this.#keepFetched(holders, key, fetched, call)
     }
+    // A group without a loader has nothing to load: only the key's holders know it, and none answered.
+    // Absent for this caller, kept nowhere (else the key would read absent here after they are back).
+    if (this.#load === noLoader && !holders.includes(self)) return absentEntry<T>(0, 0)
     this.#counters.localLoads++
     const pending = this.#loadHere(key, call.signal)
     const load = this.#loads.current(key)
