@@ -20,7 +20,17 @@ t.test('npm pack ships the LICENSE, the README, the build and the sources', asyn
   // --ignore-scripts: list what would be packed without building (the build is the prepack script's job).
   const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, timeout: 60_000 })
   const files = new Set((JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path))
-  for (const f of ['LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.d.ts', 'lib/index.ts']) t.ok(files.has(f), f)
+  for (const f of [
+    'LICENSE',
+    'README.md',
+    'package.json',
+    'dist/index.js',
+    'dist/index.d.ts',
+    'dist/keyv.js',
+    'dist/keyv.d.ts',
+    'lib/index.ts',
+  ])
+    t.ok(files.has(f), f)
   t.notOk(
     [...files].some((f) => f.startsWith('test/') || f.startsWith('node_modules/')),
     'no tests, no node_modules',
@@ -67,4 +77,22 @@ t.test('an ES module caller imports peercache the same way', async (t) => {
   const code = `import { Peer, PeercacheError } from 'peercache'\n${PROGRAM}`
   const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', code], { cwd, timeout: CHILD_MS })
   t.same(JSON.parse(stdout), { first: 'hello world', second: 'hello world', loads: 1, health: true, errorBase: 'function' }, stderr)
+})
+
+t.test('peercache/keyv resolves through the exports map, for require and for import', async (t) => {
+  const cwd = consumer(t)
+  // A store over a group of a lone peer: a set, then a get, through the subpath's class.
+  const program = `
+    const peer = new Peer({ self: 'http://127.0.0.1:1' })
+    const store = new KeyvPeercache(peer.group('kv', { maxBytes: 1 << 20, codec: 'json', absentTtlMs: 1000 }))
+    store.set('k', 'v').then(async () => { console.log(JSON.stringify([await store.get('k'), await store.get('none')])); await peer.close() })`
+  const cjs = `const { Peer } = require('peercache')\nconst { KeyvPeercache } = require('peercache/keyv')\n${program}`
+  const esm = `import { Peer } from 'peercache'\nimport { KeyvPeercache } from 'peercache/keyv'\n${program}`
+  for (const [how, args] of [
+    ['require', ['-e', cjs]],
+    ['import', ['--input-type=module', '-e', esm]],
+  ] as const) {
+    const { stdout, stderr } = await run(process.execPath, [...args], { cwd, timeout: CHILD_MS })
+    t.same(JSON.parse(stdout), ['v', null], `${how}: ${stderr}`)
+  }
 })
