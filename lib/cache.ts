@@ -92,7 +92,7 @@ export class ByteCache<T = unknown> {
     return this.#lru?.delete(key) ?? false
   }
 
-  /** Drops every entry (a clear of the group). */
+  /** Drops every entry (a clear of the group, a resync; not counted as evictions). */
   clear(): void {
     this.#lru?.clear()
   }

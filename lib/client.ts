@@ -201,9 +201,18 @@ export class PeerClient implements PeerTransport {
   }
 
   /** Tells `peer` that this one is leaving. */
-  async leave(peer: string): Promise<void> {
+  leave(peer: string): Promise<void> {
+    return this.#post(peer, 'leave')
+  }
+
+  /** Tells `peer` to drop every value it holds: it missed writes that hints could not keep. */
+  resync(peer: string): Promise<void> {
+    return this.#post(peer, 'resync')
+  }
+
+  async #post(peer: string, what: 'leave' | 'resync'): Promise<void> {
     const res = await this.#pool(peer).request({
-      path: `${this.#options.basePath}leave`,
+      path: `${this.#options.basePath}${what}`,
       method: 'POST',
       headers: this.#headers,
       headersTimeout: this.#options.peerTimeoutMs,

@@ -52,7 +52,14 @@ export const HEALTH_DEFAULTS = Object.freeze({
   failuresToDown: 2,
   probeTimeoutMs: 1000,
   cooldownMs: 250,
-  maxCooldownMs: 5000,
+  maxCooldownMs: 1000,
+} as const)
+
+/** Bounds of the hints kept for peers that missed writes (lib/hints.ts). */
+export const HINTS_DEFAULTS = Object.freeze({
+  maxHints: 100_000,
+  maxBytes: 64 * 1024 * 1024,
+  maxAgeMs: 600_000,
 } as const)
 
 /** Defaults of {@link DnsDiscoveryOptions}. */

@@ -16,6 +16,8 @@ export interface CallState<N = unknown> {
   readonly reason: unknown
   /** Aborts with the call. Made on first use: most calls (fetches of hot keys) never need one. */
   readonly signal: AbortSignal
+  /** Aborts the call's signal from within (its function gives up on the work, e.g. past a timeout). */
+  abort(reason: unknown): void
   /**
    * Set by the call's function before it returns, for every waiter to read (through `current`):
    * the group notes where the value came from, so that each get, joined or not, is counted by source.
@@ -107,7 +109,7 @@ export class Flight<T, N = unknown> {
     return true
   }
 
-  /** Detaches every call (a clear of the group): their results reach their waiters but are cached nowhere. */
+  /** Detaches every call (a clear of the group, a resync): their results reach their waiters but are cached nowhere. */
   forgetAll(): void {
     for (const key of [...this.#calls.keys()]) this.forget(key)
   }

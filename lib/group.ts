@@ -299,7 +299,9 @@ export class Group<T = Buffer> {
     } catch (err) {
       if (call.aborted) throw call.reason
       if (err instanceof LoadTimeoutError) {
-        // The flight ends now; a late value is still worth keeping if nothing newer came meanwhile.
+        // The flight ends now and the loader is told (ctx.signal aborts); a late value from a loader
+        // that goes on anyway is still worth keeping if nothing newer came meanwhile.
+        call.abort(err)
         loading.then((late) => this.#entryOf(key, call, late, version, ctx, presetTtlMs)).catch(() => {})
         throw err
       }

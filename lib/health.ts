@@ -45,7 +45,7 @@ export interface PeerHealthOptions {
   cooldownMs?: number
   /**
    * The longest cooldown, in ms: how late at most a down peer that recovered is noticed.
-   * @default {@link HEALTH_DEFAULTS}.maxCooldownMs (5000)
+   * @default {@link HEALTH_DEFAULTS}.maxCooldownMs (1000)
    */
   maxCooldownMs?: number
   /**
@@ -127,7 +127,8 @@ export class PeerHealth {
     this.#failuresToDown = failuresToDown
     this.#probeTimeoutMs = positive('probeTimeoutMs', options.probeTimeoutMs ?? HEALTH_DEFAULTS.probeTimeoutMs)
     this.#cooldownMs = positive('cooldownMs', options.cooldownMs ?? HEALTH_DEFAULTS.cooldownMs)
-    this.#maxCooldownMs = positive('maxCooldownMs', options.maxCooldownMs ?? HEALTH_DEFAULTS.maxCooldownMs)
+    // Left out, the ceiling is at least the first cooldown given.
+    this.#maxCooldownMs = positive('maxCooldownMs', options.maxCooldownMs ?? Math.max(HEALTH_DEFAULTS.maxCooldownMs, this.#cooldownMs))
     if (this.#maxCooldownMs < this.#cooldownMs)
       throw new InvalidOptionError('maxCooldownMs', `must be ≥ cooldownMs (${this.#cooldownMs}), got ${this.#maxCooldownMs}`)
     for (const name of ['onChange', 'now', 'random'] as const) {

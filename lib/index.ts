@@ -18,7 +18,15 @@ export type {
   RestoreResult,
 } from './options.js'
 export { SNAPSHOT_FORMAT } from './snapshot-format.js'
-export { PEER_DEFAULTS, LISTEN_DEFAULTS, GROUP_DEFAULTS, HEALTH_DEFAULTS, DISCOVERY_DEFAULTS, BACKUP_DEFAULTS } from './defaults.js'
+export {
+  PEER_DEFAULTS,
+  LISTEN_DEFAULTS,
+  GROUP_DEFAULTS,
+  HEALTH_DEFAULTS,
+  DISCOVERY_DEFAULTS,
+  BACKUP_DEFAULTS,
+  HINTS_DEFAULTS,
+} from './defaults.js'
 export type { BackupRestore } from './backup.js'
 export type { CacheStats } from './cache.js'
 export type { Codec, CodecName } from './codec.js'

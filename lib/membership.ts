@@ -4,6 +4,7 @@
 import type { LimitFunction } from 'p-limit'
 import { PeerUnavailableError } from './errors.js'
 import type { PeerHealth } from './health.js'
+import type { Hint, Hints } from './hints.js'
 import type { PeerTransport } from './protocol.js'
 import { Ring } from './ring.js'
 
@@ -15,11 +16,14 @@ export class Membership {
   readonly limit: LimitFunction
   /** Set by the Peer when it has closed: nothing new is taken. */
   closed = false
+  /** Writes that peers missed, replayed when they are seen up again. */
+  readonly hints: Hints
   #ring: Ring
   readonly #health: PeerHealth
   readonly #skip: (peer: string) => boolean
 
-  constructor(options: { self: string; ring: Ring; health: PeerHealth; transport: PeerTransport; limit: LimitFunction }) {
+  constructor(options: { self: string; ring: Ring; health: PeerHealth; transport: PeerTransport; limit: LimitFunction; hints: Hints }) {
+    this.hints = options.hints
     this.self = options.self
     this.#ring = options.ring
     this.#health = options.health
@@ -75,6 +79,40 @@ export class Membership {
     if (err.reason === 'closing') this.#health.markDown(peer)
     else if (err.reason !== undefined) this.#health.success(peer)
     else this.#health.failure(peer, err)
+  }
+
+  /** Keeps a write `peer` missed (it could not be reached, or is down), for when it is back. */
+  hint(peer: string, hint: Hint): void {
+    if (peer !== this.self && this.isMember(peer) && !this.closed) this.hints.add(peer, hint)
+  }
+
+  /**
+   * `peer` is up again: sends it the writes it missed (versions decide there, so nothing newer is
+   * replaced), or, when some were given up, tells it to drop what it holds. A replay that fails is
+   * kept for the next time.
+   */
+  async replayHints(peer: string): Promise<void> {
+    const { hints, lost } = this.hints.take(peer)
+    if (lost) {
+      try {
+        await this.transport.resync(peer)
+      } catch {
+        this.hints.markLost(peer) // told next time
+        return
+      }
+    }
+    await Promise.all(
+      hints.map((h) =>
+        this.limit(async () => {
+          try {
+            if (h.kind === 'drop') await this.transport.delete(peer, h.group, h.key, h.before)
+            else await this.transport.put(peer, h.group, h.key, h.bytes, { replica: true, version: h.version, expiresAt: h.expiresAt })
+          } catch {
+            this.hints.add(peer, h)
+          }
+        }),
+      ),
+    )
   }
 
   /** `peer` answered a request. */

@@ -3,7 +3,7 @@
 // results and stats.
 import type { CacheStats } from './cache.js'
 import type { Codec, CodecName } from './codec.js'
-import type { BACKUP_DEFAULTS, GROUP_DEFAULTS, LISTEN_DEFAULTS, PEER_DEFAULTS } from './defaults.js'
+import type { BACKUP_DEFAULTS, GROUP_DEFAULTS, HINTS_DEFAULTS, LISTEN_DEFAULTS, PEER_DEFAULTS } from './defaults.js'
 import type { HealthReason, PeerState } from './health.js'
 import type { Logger } from './log.js'
 
@@ -85,6 +85,13 @@ export interface PeerOptions {
    */
   logger?: Logger
   /**
+   * Bounds of the hints kept for peers that missed writes while they could not be reached (replayed
+   * when they are back): how many, how many bytes of values, and for how long, in ms. Past a bound the
+   * peer is told, when it is back, to drop everything it holds instead.
+   * @default {@link HINTS_DEFAULTS} (100,000 hints, 64 MiB, 600,000 ms)
+   */
+  hints?: { maxHints?: number; maxBytes?: number; maxAgeMs?: number }
+  /**
    * Most requests under way at once when one operation fans out (replica copies, remove broadcasts).
    * @default {@link PEER_DEFAULTS}.fanOut (16)
    */
@@ -147,6 +154,7 @@ export const PEER_OPTION_NAMES = Object.keys({
   onPeerStateChange: true,
   fanOut: true,
   logger: true,
+  hints: true,
   backup: true,
   handOffMs: true,
   handOffBytes: true,
@@ -177,7 +185,7 @@ export interface ListenOptions {
 export interface LoadContext {
   /** The group's name. */
   readonly group: string
-  /** Aborted when nobody waits for this load any more (every caller aborted) or the peer closes. */
+  /** Aborted when nobody waits for this load any more (every caller aborted), past loadTimeoutMs, or when the peer closes. */
   readonly signal: AbortSignal
   /**
    * Time to live of this value in ms, counted from the end of the load. Preset to the group's

@@ -110,6 +110,13 @@ export class OwnerSide<T> implements ServedGroup {
       throw new InvalidValueError(this.#o.group, key, 'an absent value, but this group has no absentTtlMs here')
   }
 
+  /** A resync: what this process holds may have missed writes; it reloads from owners and replicas. */
+  dropAll(): void {
+    this.#o.loads.forgetAll()
+    this.#o.fetches.forgetAll()
+    this.#o.store.dropAll()
+  }
+
   /** Flights under way for `key` began before this write: their results reach their waiters but are cached nowhere. */
   #forgetFlights(key: string): void {
     this.#o.loads.forget(key)

@@ -5,13 +5,14 @@ import type { AddressInfo } from 'node:net'
 import pLimit from 'p-limit'
 import { PeerClient } from './client.js'
 import type { Codec } from './codec.js'
-import { LISTEN_DEFAULTS, PEER_DEFAULTS } from './defaults.js'
+import { LISTEN_DEFAULTS, PEER_DEFAULTS, HINTS_DEFAULTS } from './defaults.js'
 import { type BackupRestore, Backups } from './backup.js'
 import type { HandOffBudget } from './handoff.js'
 import { ClosedError, InvalidGroupError, InvalidOptionError } from './errors.js'
 import { Group, type GroupOptions } from './group.js'
 import { PeerHealth, type PeerHealthSnapshot } from './health.js'
 import { describe, type Logger, log, loggerOption, logMembership, logPeerState } from './log.js'
+import { Hints } from './hints.js'
 import { Membership } from './membership.js'
 import { type MetricsOptions, type MetricsRegistry, registerMetrics } from './metrics.js'
 import { type ListenOptions, PEER_OPTION_NAMES, type PeerOptions } from './options.js'
@@ -100,6 +101,8 @@ export class Peer {
       onChange: (p, from, to, reason) => {
         // Gets waiting on a peer that is now down move on to its replica instead of waiting out fetchTimeoutMs.
         if (to === 'down') this.#client.abortPeer(p, `marked down (${reason})`)
+        // Back: the writes it missed meanwhile are replayed, so it stops serving what they replaced.
+        if (to === 'up') void this.#membership.replayHints(p)
         const lastError = to === 'down' ? this.#health.snapshot().find((s) => s.peer === p)?.lastError : undefined
         logPeerState(this.#log, this.self, { peer: p, from, to, reason, lastError })
         try {
@@ -117,12 +120,17 @@ export class Peer {
       health: this.#health,
       transport: this.#client,
       limit: pLimit(integer('fanOut', o.fanOut, 1)),
+      hints: new Hints(hintBounds(options.hints)),
     })
     this.handler = createHandler({
       basePath: o.basePath,
       group: (name) => this.#groups.get(name)?.ownerSide,
       closing: () => this.#membership.closed,
       // A peer announcing a graceful leave is routed around at once (and probed until it is back).
+      resync: (p) => {
+        if (p === this.self || !this.#membership.isMember(p)) return
+        for (const group of this.#groups.values()) group.ownerSide.dropAll()
+      },
       left: (p) => {
         if (p !== this.self && this.#membership.members().includes(p)) {
           log(this.#log, 'info', { self: this.self, peer: p }, `peer ${p} says it leaves`)
@@ -189,7 +197,11 @@ export class Peer {
     const ring = this.#buildRing(peers)
     this.#membership.setRing(ring)
     this.#client.retain(ring.peers)
-    for (const p of before) if (!ring.peers.includes(p)) this.#health.forget(p)
+    for (const p of before) {
+      if (ring.peers.includes(p)) continue
+      this.#health.forget(p)
+      this.#membership.hints.forget(p)
+    }
     logMembership(this.#log, this.self, before, ring.peers)
   }
 
@@ -305,6 +317,18 @@ export class Peer {
     if (!Array.isArray(peers)) throw new InvalidOptionError('peers', 'must be an array of URLs')
     const urls = peers.map((p, i) => peerUrl(`peers[${i}]`, p))
     return new Ring([this.self, ...urls], this.#vnodes)
+  }
+}
+
+/** The hints option, checked: integers within reason, defaults for what is left out. */
+function hintBounds(hints: PeerOptions['hints']): { maxHints: number; maxBytes: number; maxAgeMs: number } {
+  if (hints !== undefined && (hints === null || typeof hints !== 'object')) throw new InvalidOptionError('hints', 'must be an object')
+  knownOptions('hints', hints ?? {}, Object.keys(HINTS_DEFAULTS))
+  const o = { ...HINTS_DEFAULTS, ...definedOnly(hints ?? {}) }
+  return {
+    maxHints: integer('hints.maxHints', o.maxHints, 0),
+    maxBytes: integer('hints.maxBytes', o.maxBytes, 0),
+    maxAgeMs: integer('hints.maxAgeMs', o.maxAgeMs, 0),
   }
 }
 

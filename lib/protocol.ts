@@ -104,6 +104,8 @@ export interface PeerTransport {
   delete(peer: string, group: string, key: string, before?: number): Promise<number>
   /** Drops every entry of `group` at `peer` and has it refuse versions up to `epoch`; resolves with the peer's cleared line. */
   clear(peer: string, group: string, epoch: number): Promise<number>
+  /** Tells `peer` to drop every value it holds (it missed writes that hints could not keep). */
+  resync(peer: string): Promise<void>
 }
 
 /** What the server needs of a group: its answers to peers (owner.ts). */
@@ -123,4 +125,6 @@ export interface ServedGroup {
   drop(key: string, before?: number): number
   /** A DELETE of the group (`{basePath}{group}/`): drop every entry, refuse versions up to `epoch`; returns the cleared line. */
   clear(epoch: number): number
+  /** Drops every value held, main and hot (a resync): they reload from owners and replicas. */
+  dropAll(): void
 }

@@ -103,6 +103,15 @@ export class Replication<T> {
       return undefined
     } catch (err) {
       membership.peerFailed(peer, err)
+      membership.hint(peer, {
+        kind: 'copy',
+        group,
+        key,
+        bytes: entry.bytes,
+        version: entry.version,
+        expiresAt: entry.expiresAt,
+        at: Date.now(),
+      })
       if (retry && this.#retries.size < MAX_COPY_RETRIES) this.#retryLater(peer, key, entry)
       return peer
     }
@@ -133,6 +142,7 @@ export class Replication<T> {
     const peers = membership.members().filter((p) => !skip.has(p))
     const down = peers.filter((p) => !membership.isUp(p))
     const up = peers.filter((p) => membership.isUp(p))
+    for (const p of down) membership.hint(p, { kind: 'drop', group: this.#o.group, key, before, at: Date.now() })
     const results = await Promise.all(up.map((p) => membership.limit(() => this.dropAt(p, key, before))))
     return { acknowledged: results.flatMap((r) => r.acknowledged), unreachable: [...down, ...results.flatMap((r) => r.unreachable)] }
   }
@@ -145,7 +155,9 @@ export class Replication<T> {
       () => this.#o.dropHere(key, before),
       () => membership.transport.delete(peer, group, key, before),
     )
-    return tombstone === undefined ? { acknowledged: [], unreachable: [peer] } : { acknowledged: [peer], unreachable: [], tombstone }
+    if (tombstone !== undefined) return { acknowledged: [peer], unreachable: [], tombstone }
+    membership.hint(peer, { kind: 'drop', group, key, before, at: Date.now() })
+    return { acknowledged: [], unreachable: [peer] }
   }
 
   /**
@@ -156,6 +168,10 @@ export class Replication<T> {
     const { membership, group } = this.#o
     const peers = membership.members()
     const reach: Reach = { acknowledged: [], unreachable: peers.filter((p) => !membership.isUp(p)) }
+    // A member that misses a clear is told to drop everything when it is back (a resync).
+    const missed = () => {
+      for (const p of reach.unreachable) membership.hints.markLost(p)
+    }
     const clearAt = async (peer: string) => {
       const line = await this.#ask(
         peer,
@@ -165,6 +181,7 @@ export class Replication<T> {
       ;(line === undefined ? reach.unreachable : reach.acknowledged).push(peer)
     }
     await Promise.all(peers.filter((p) => membership.isUp(p)).map((p) => membership.limit(() => clearAt(p))))
+    missed()
     return reach
   }
 

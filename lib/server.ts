@@ -14,6 +14,8 @@ export interface HandlerOptions {
   closing(): boolean
   /** A peer announced that it is leaving (POST {basePath}leave, from its x-peercache-from URL). */
   left(peer: string): void
+  /** A peer says this one missed writes it could not replay (POST {basePath}resync): drop every value held. */
+  resync(peer: string): void
 }
 
 /** A node:http request listener; `next` (Express/Connect style) gets requests outside the base path. */
@@ -72,10 +74,11 @@ function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerR
     const q = url.indexOf('?', basePath.length)
     const parts = url.slice(basePath.length, q === -1 ? undefined : q).split('/')
     if (parts.length === 1 && parts[0] === 'health') return answerHealth(res, options)
-    if (parts.length === 1 && parts[0] === 'leave' && req.method === 'POST') {
+    if (parts.length === 1 && (parts[0] === 'leave' || parts[0] === 'resync') && req.method === 'POST') {
       const from = req.headers[HEADER.from]
-      if (typeof from !== 'string') return fail(res, 'bad-request', `leave needs ${HEADER.from}`)
-      options.left(from)
+      if (typeof from !== 'string') return fail(res, 'bad-request', `${parts[0]} needs ${HEADER.from}`)
+      if (parts[0] === 'leave') options.left(from)
+      else options.resync(from)
       res.statusCode = 204
       return void res.end()
     }

@@ -101,6 +101,12 @@ export class Store<T> {
     return this.#clearedUpTo
   }
 
+  /** Drops every value held, main and hot; tombstones stay (they still refuse older writes). */
+  dropAll(): void {
+    this.main.clear()
+    this.hot.clear()
+  }
+
   stats(): { main: CacheStats; hot: CacheStats } {
     return { main: this.main.stats(), hot: this.hot.stats() }
   }

@@ -2,11 +2,19 @@
 // shows every one of them with the same value, so the code, the TSDoc and the README cannot drift.
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { BACKUP_DEFAULTS, DISCOVERY_DEFAULTS, GROUP_DEFAULTS, HEALTH_DEFAULTS, LISTEN_DEFAULTS, PEER_DEFAULTS } from '../lib/index.js'
+import {
+  BACKUP_DEFAULTS,
+  HINTS_DEFAULTS,
+  DISCOVERY_DEFAULTS,
+  GROUP_DEFAULTS,
+  HEALTH_DEFAULTS,
+  LISTEN_DEFAULTS,
+  PEER_DEFAULTS,
+} from '../lib/index.js'
 
-const OBJECTS = { PEER_DEFAULTS, LISTEN_DEFAULTS, GROUP_DEFAULTS, HEALTH_DEFAULTS, DISCOVERY_DEFAULTS, BACKUP_DEFAULTS }
+const OBJECTS = { PEER_DEFAULTS, LISTEN_DEFAULTS, GROUP_DEFAULTS, HEALTH_DEFAULTS, DISCOVERY_DEFAULTS, BACKUP_DEFAULTS, HINTS_DEFAULTS }
 /** Options nested under a PeerOptions field are named with it in the table (`backup.intervalMs`). */
-const PREFIX: Record<string, string> = { BACKUP_DEFAULTS: 'backup.' }
+const PREFIX: Record<string, string> = { BACKUP_DEFAULTS: 'backup.', HINTS_DEFAULTS: 'hints.' }
 
 /** The README's Defaults table as option → the literal in its default column. */
 function readmeDefaults(): Map<string, string> {
