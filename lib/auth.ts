@@ -5,6 +5,7 @@
 // Why not TLS alone: TLS protects the wire, not the port; anyone who can connect could still ask.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
+import { AUTH_DEFAULTS } from './defaults.js'
 import { InvalidOptionError } from './errors.js'
 
 export interface AuthOptions {
@@ -22,19 +23,19 @@ export interface AuthOptions {
    * How far a request's timestamp may be from the receiver's clock, either way, in ms: it covers the
    * clock difference between hosts and the time a request waits in the sender's queue. A captured
    * request can be replayed only within this window, and the receiver remembers every signature it
-   * accepted for that long to refuse replays. Default 5000 (README, "Security").
+   * accepted for that long to refuse replays (README, "Security").
+   * @default {@link AUTH_DEFAULTS}.maxSkewMs (5000)
    */
   maxSkewMs?: number
   /**
    * Most signatures remembered to refuse replays (about 150 bytes each, measured: 30 MB when full at
    * the default). Past it the oldest are forgotten and any request signed before them is refused
    * (401 `stale`), so replays stay refused and only a burst above `maxReplayEntries / maxSkewMs`
-   * requests per ms (40 per ms at the defaults) is hurt. Default 200,000.
+   * requests per ms (40 per ms at the defaults) is hurt.
+   * @default {@link AUTH_DEFAULTS}.maxReplayEntries (200000)
    */
   maxReplayEntries?: number
 }
-
-export const AUTH_DEFAULTS = { maxSkewMs: 5000, maxReplayEntries: 200_000 } as const
 
 /** Request headers of the scheme. */
 export const AUTH_HEADER = {
@@ -127,6 +128,9 @@ export class Auth {
     const now = this.#now()
     if (Math.abs(now - at) > this.maxSkewMs || at <= this.#floor) return 'stale'
     const given = Buffer.from(sig, 'base64url')
+    // base64url's last character carries 2 unused bits: only the canonical spelling is accepted, or a
+    // replay could pass as a new signature (the replay memory is keyed by the text).
+    if (given.toString('base64url') !== sig) return 'malformed'
     let valid = false
     // Every key is tried (no early exit), each compare in constant time.
     for (const key of this.#keys) valid = timingSafeEqual(mac(key, request, time, nonce), given) || valid

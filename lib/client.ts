@@ -3,10 +3,16 @@
 // final) and "the peer could not answer" (PeerUnavailableError, try elsewhere).
 import { Pool } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
+import type { Auth } from './auth.js'
 import { InvalidValueError, LoadError, LoadTimeoutError, PeerUnavailableError } from './errors.js'
 import { type BatchItem, type Frame, FrameParser, encodeBatch } from './frames.js'
+import type { ClientTlsOptions } from './options.js'
 import { HEADER, PROTOCOL_VERSION, type PeerTransport, type PutMeta, type Stored, type WireEntry, keyPath } from './protocol.js'
 import { type FetchTraceContext, fetchChannel } from './tracing.js'
+import { plausibleVersion } from './versions.js'
+
+/** How many times a key answered `retry` (a spent batch budget) is asked for again before giving up on that peer. */
+const MAX_RETRIES = 8
 
 export interface PeerClientOptions {
   self: string
@@ -24,6 +30,12 @@ export interface PeerClientOptions {
   maxBatchKeys: number
   /** A batch's answer went silent for peerTimeoutMs after its headers. */
   onStall?: (peer: string) => void
+  /** Signs every request when given. */
+  auth?: Auth
+  /** What to trust and present on https:// peers. */
+  tls?: ClientTlsOptions
+  /** How far ahead of this clock a peer's version may be, in ms: past it the answer is not believed. */
+  maxVersionAheadMs: number
 }
 
 /** A get waiting for its batch to be sent. */
@@ -33,6 +45,8 @@ interface Queued extends BatchItem {
   settled: boolean
   /** Its peercache:fetch context, when a tracer listens. */
   trace: FetchTraceContext | undefined
+  /** Times it was answered `retry` (the owner's batch budget was spent). */
+  retries: number
 }
 
 interface Answer {
@@ -75,24 +89,41 @@ export class PeerClient implements PeerTransport {
 
   /** Queues a key for the peer's next batch; traced (one context per key) only when a tracer listens. */
   #enqueue(peer: string, group: string, key: string, peek: boolean): Promise<WireEntry | undefined> {
-    if (!fetchChannel.hasSubscribers) return this.#queue(peer, group, key, peek, undefined)
+    if (!fetchChannel.hasSubscribers) return this.#wait(peer, group, key, peek, undefined)
     const trace: FetchTraceContext = { self: this.#options.self, peer, group, key, peek, batch: 0 }
-    return fetchChannel.tracePromise(() => this.#queue(peer, group, key, peek, trace), trace)
+    return fetchChannel.tracePromise(() => this.#wait(peer, group, key, peek, trace), trace)
   }
 
   // Callers leave through their flight (Flight's waiters), not here: a queued get has no abort
   // listener of its own, which keeps a remote hit to a few allocations.
-  #queue(peer: string, group: string, key: string, peek: boolean, trace: FetchTraceContext | undefined): Promise<WireEntry | undefined> {
+  #wait(peer: string, group: string, key: string, peek: boolean, trace: FetchTraceContext | undefined): Promise<WireEntry | undefined> {
     return new Promise<WireEntry | undefined>((resolve, reject) => {
-      let queue = this.#queues.get(peer)
-      if (queue === undefined) {
-        queue = []
-        this.#queues.set(peer, queue)
-        setImmediate(() => this.#flush(peer, queue!))
-      }
-      queue.push({ group, key, peek, resolve, reject, settled: false, trace })
-      if (queue.length >= this.#options.maxBatchKeys) this.#flush(peer, queue)
+      this.#queue(peer, { group, key, peek, resolve, reject, settled: false, trace, retries: 0 })
     })
+  }
+
+  #queue(peer: string, item: Queued): void {
+    let queue = this.#queues.get(peer)
+    if (queue === undefined) {
+      const q: Queued[] = (queue = [])
+      this.#queues.set(peer, q)
+      setImmediate(() => this.#flush(peer, q))
+    }
+    queue.push(item)
+    if (queue.length >= this.#options.maxBatchKeys) this.#flush(peer, queue)
+  }
+
+  /** A key the owner answered `retry`: it goes in the next batch to that peer (this batch forgets it). */
+  #retry(peer: string, q: Queued): void {
+    q.settled = true
+    if (q.retries >= MAX_RETRIES) q.reject(new PeerUnavailableError(peer, `still over the batch budget after ${MAX_RETRIES} tries`))
+    else this.#queue(peer, { ...q, settled: false, retries: q.retries + 1 })
+  }
+
+  /** The headers of a request, signed when auth is on. */
+  #signed(base: Record<string, string>, method: string, path: string, body?: Uint8Array): Record<string, string> {
+    const auth = this.#options.auth
+    return auth ? { ...base, ...auth.sign(method, path, this.#options.self, body) } : base
   }
 
   #flush(peer: string, queue: Queued[]): void {
@@ -118,11 +149,13 @@ export class PeerClient implements PeerTransport {
     running.add(ctl)
     let timer = setTimeout(() => ctl.abort(new PeerUnavailableError(peer, `no answer within ${o.peerTimeoutMs} ms`)), o.peerTimeoutMs)
     try {
+      const path = `${o.basePath}batch`
+      const body = encodeBatch(items)
       const res = await this.#pool(peer).request({
-        path: `${o.basePath}batch`,
+        path,
         method: 'POST',
-        headers: this.#batchHeaders,
-        body: encodeBatch(items),
+        headers: this.#signed(this.#batchHeaders, 'POST', path, body),
+        body,
         signal: ctl.signal,
       })
       clearTimeout(timer)
@@ -136,17 +169,19 @@ export class PeerClient implements PeerTransport {
       const stalled = () => o.onStall?.(peer)
       timer = setTimeout(stalled, o.peerTimeoutMs)
       const parser = new FrameParser()
-      const body = res.body
+      const answer = res.body
       await new Promise<void>((resolve, reject) => {
-        body.on('data', (chunk: Buffer) => {
+        answer.on('data', (chunk: Buffer) => {
           timer.refresh()
           for (const frame of parser.push(chunk)) {
             const item = items[frame.index]
-            if (item) settleFrame(peer, item, frame)
+            if (item === undefined || item.settled) continue
+            if (frame.status === 'retry') this.#retry(peer, item)
+            else settleFrame(peer, item, frame, o.maxVersionAheadMs)
           }
         })
-        body.once('end', resolve)
-        body.once('error', reject)
+        answer.once('end', resolve)
+        answer.once('error', reject)
       })
       if (items.some((q) => !q.settled)) throw new PeerUnavailableError(peer, 'the batch answer ended before every key was answered')
     } catch (err) {
@@ -181,7 +216,7 @@ export class PeerClient implements PeerTransport {
     const a = await this.#request(peer, 'PUT', group, key, headers, timeout, bytes)
     if (a.statusCode !== 204 && a.statusCode !== 200) throw answerError(peer, group, key, a)
     const unreachable = a.headers[HEADER.unreachable]
-    return { ...meta(a.headers), unreachable: typeof unreachable === 'string' && unreachable ? unreachable.split(',') : [] }
+    return { ...this.#meta(peer, a.headers), unreachable: typeof unreachable === 'string' && unreachable ? unreachable.split(',') : [] }
   }
 
   /** DELETE: the peer drops its copies of `key` (older than `before`, when given) and refuses older writes. Resolves with its tombstone version. */
@@ -189,7 +224,15 @@ export class PeerClient implements PeerTransport {
     const headers = before === undefined ? this.#headers : { ...this.#headers, [HEADER.version]: String(before) }
     const a = await this.#request(peer, 'DELETE', group, key, headers, this.#options.peerTimeoutMs)
     if (a.statusCode !== 204 && a.statusCode !== 200) throw answerError(peer, group, key, a)
-    return meta(a.headers).version
+    return this.#meta(peer, a.headers).version
+  }
+
+  /** The version and expiry a peer answered with; a version that cannot be right is not believed. */
+  #meta(peer: string, headers: IncomingHttpHeaders): { expiresAt: number; version: number } {
+    const m = { expiresAt: Number(headers[HEADER.expires] ?? 0) || 0, version: Number(headers[HEADER.version] ?? 0) || 0 }
+    if (!plausibleVersion(m.version, this.#options.maxVersionAheadMs))
+      throw new PeerUnavailableError(peer, `answered with an implausible version ${String(headers[HEADER.version])}`)
+    return m
   }
 
   /** DELETE `{basePath}{group}/`: the peer drops every entry of the group and refuses versions up to `epoch`. Resolves with its cleared line. */
@@ -197,7 +240,8 @@ export class PeerClient implements PeerTransport {
     const headers = { ...this.#headers, [HEADER.version]: String(epoch) }
     const a = await this.#request(peer, 'DELETE', group, '', headers, this.#options.peerTimeoutMs)
     if (a.statusCode !== 204 && a.statusCode !== 200) throw answerError(peer, group, '', a)
-    return meta(a.headers).version
+    // A clear's line may be its epoch, up to a minute ahead (server.ts): not held to the versions' skew.
+    return Number(a.headers[HEADER.version] ?? 0) || 0
   }
 
   /** Tells `peer` that this one is leaving. */
@@ -211,10 +255,11 @@ export class PeerClient implements PeerTransport {
   }
 
   async #post(peer: string, what: 'leave' | 'resync'): Promise<void> {
+    const path = `${this.#options.basePath}${what}`
     const res = await this.#pool(peer).request({
-      path: `${this.#options.basePath}${what}`,
+      path,
       method: 'POST',
-      headers: this.#headers,
+      headers: this.#signed(this.#headers, 'POST', path),
       headersTimeout: this.#options.peerTimeoutMs,
     })
     await res.body.dump()
@@ -249,11 +294,11 @@ export class PeerClient implements PeerTransport {
     body?: Uint8Array,
   ): Promise<Answer> {
     try {
-      const o = this.#options
+      const path = keyPath(this.#options.basePath, group, key)
       const res = await this.#pool(peer).request({
-        path: keyPath(o.basePath, group, key),
+        path,
         method,
-        headers,
+        headers: this.#signed(headers, method, path, body),
         body,
         headersTimeout: timeoutMs,
       })
@@ -271,7 +316,7 @@ export class PeerClient implements PeerTransport {
       const o = this.#options
       pool = new Pool(peer, {
         connections: o.connections,
-        connectTimeout: o.connectTimeoutMs,
+        connect: { timeout: o.connectTimeoutMs, ...o.tls },
         headersTimeout: o.peerTimeoutMs,
         bodyTimeout: o.fetchTimeoutMs,
         keepAliveTimeout: o.keepAliveTimeoutMs,
@@ -296,8 +341,12 @@ function settle(q: Queued, value: WireEntry | undefined, err?: unknown): void {
   else q.reject(err)
 }
 
-function settleFrame(peer: string, q: Queued, f: Frame): void {
-  if (f.status === 'ok') settle(q, { bytes: f.payload, expiresAt: f.expiresAt, version: f.version })
+function settleFrame(peer: string, q: Queued, f: Frame, maxVersionAheadMs: number): void {
+  if (f.status === 'ok' && !plausibleVersion(f.version, maxVersionAheadMs))
+    settle(q, undefined, new PeerUnavailableError(peer, `answered with an implausible version ${f.version}`))
+  else if (f.status === 'ok') settle(q, { bytes: f.payload, expiresAt: f.expiresAt, version: f.version })
+  else if (f.status === 'absent' && !plausibleVersion(f.version, maxVersionAheadMs))
+    settle(q, undefined, new PeerUnavailableError(peer, `answered with an implausible version ${f.version}`))
   else if (f.status === 'absent') settle(q, { bytes: f.payload, expiresAt: f.expiresAt, version: f.version, absent: true })
   else if (f.status === 'miss') settle(q, undefined)
   else settle(q, undefined, frameError(peer, q, f))
@@ -310,10 +359,6 @@ function frameError(peer: string, q: Queued, f: Frame): Error {
   if (f.status === 'load-timeout') return new LoadTimeoutError(q.group, q.key, message, { peer })
   if (f.status === 'invalid-value') return new InvalidValueError(q.group, q.key, `${message} (at ${peer})`)
   return new PeerUnavailableError(peer, `${f.status}: ${message}`, { reason: f.status })
-}
-
-function meta(headers: IncomingHttpHeaders): { expiresAt: number; version: number } {
-  return { expiresAt: Number(headers[HEADER.expires] ?? 0) || 0, version: Number(headers[HEADER.version] ?? 0) || 0 }
 }
 
 /** The error an answer other than success stands for. */

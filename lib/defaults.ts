@@ -18,6 +18,7 @@ export const PEER_DEFAULTS = Object.freeze({
   fanOut: 16,
   handOffMs: 2000,
   handOffBytes: 64 * 1024 * 1024,
+  maxBatchBytes: 8 << 20,
 } as const)
 
 /** Defaults of {@link BackupOptions} (PeerOptions `backup`); the README's table names them `backup.*`. */
@@ -31,6 +32,9 @@ export const BACKUP_DEFAULTS = Object.freeze({
 export const LISTEN_DEFAULTS = Object.freeze({
   port: 0,
   host: '127.0.0.1',
+  headersTimeoutMs: 5000,
+  requestTimeoutMs: 10_000,
+  idleTimeoutMs: 10_000,
 } as const)
 
 /** Defaults of {@link GroupOptions}. */
@@ -45,6 +49,14 @@ export const GROUP_DEFAULTS = Object.freeze({
   loadTimeoutMs: 4000,
   absentTtlMs: 0,
   maxKeyBytes: 4096,
+  maxPeerLoads: 32,
+  maxQueuedPeerLoads: 256,
+} as const)
+
+/** Defaults of {@link AuthOptions} (signed requests between peers). */
+export const AUTH_DEFAULTS = Object.freeze({
+  maxSkewMs: 5000,
+  maxReplayEntries: 200_000,
 } as const)
 
 /** Defaults of {@link PeerHealthOptions} (failure detection). */

@@ -35,6 +35,8 @@ export const FRAME_STATUS: readonly FrameStatus[] = [
   'miss',
   'absent',
   'load-timeout',
+  'overloaded',
+  'retry',
 ]
 const STATUS_CODE = new Map(FRAME_STATUS.map((s, i) => [s, i]))
 

@@ -16,6 +16,7 @@ import {
 } from './errors.js'
 import { type CallState, Flight } from './flight.js'
 import { Hotness } from './hotness.js'
+import { LoadLimiter } from './overload.js'
 import type { Membership } from './membership.js'
 import type {
   GetOptions,
@@ -74,6 +75,8 @@ export class Group<T = Buffer> {
   /** Fetches from owners. Kept apart from #loads: a peer's request must never join a fetch (a forwarding loop). */
   readonly #fetches = new Flight<Entry<T>, MissSource>()
   readonly #counters: GroupCounters = zeroCounters()
+  /** Origin loads started for other peers' requests: bounded, so a burst of batches cannot flood the origin. */
+  readonly #peerLoads: LoadLimiter
 
   /** Groups are made by `peer.group()`, not by this constructor. */
   constructor(name: string, options: GroupOptions<T>, membership: Membership) {
@@ -108,6 +111,11 @@ export class Group<T = Buffer> {
     this.#hotThreshold = integer('hotThreshold', options.hotThreshold ?? GROUP_DEFAULTS.hotThreshold, 1, 255)
     this.#ttlMs = nonNegative('ttlMs', options.ttlMs ?? GROUP_DEFAULTS.ttlMs)
     this.#maxKeyBytes = integer('maxKeyBytes', options.maxKeyBytes ?? GROUP_DEFAULTS.maxKeyBytes, 1, MAX_KEY_BYTES)
+    this.#peerLoads = new LoadLimiter(
+      name,
+      integer('maxPeerLoads', options.maxPeerLoads ?? GROUP_DEFAULTS.maxPeerLoads, 1),
+      integer('maxQueuedPeerLoads', options.maxQueuedPeerLoads ?? GROUP_DEFAULTS.maxQueuedPeerLoads, 0),
+    )
     this.#replication = new Replication<T>({
       group: name,
       membership,
@@ -129,8 +137,10 @@ export class Group<T = Buffer> {
       absentTtlMs,
       loads: this.#loads,
       fetches: this.#fetches,
-      loadHere: (key, signal) => this.#loadHere(key, signal),
+      loadHere: (key, signal, forPeer) => this.#loadHere(key, signal, forPeer),
       checkKey: (key) => this.#checkKey(key),
+      holds: (key) => membership.holds(key, replicas),
+      limiter: this.#peerLoads,
     })
   }
 
@@ -223,6 +233,7 @@ export class Group<T = Buffer> {
           throw err
         }
         this.#counters.peerErrors++
+        if (err.reason === 'unauthorized') this.#counters.authErrors++
         this.#membership.peerFailed(peer, err)
         continue
       }
@@ -264,9 +275,14 @@ export class Group<T = Buffer> {
   }
 
   /** One load of `key` in this process (a replica's copy, else the origin), shared by everyone who asks meanwhile. */
-  #loadHere(key: string, signal: AbortSignal | undefined): Promise<Entry<T>> {
+  #loadHere(key: string, signal: AbortSignal | undefined, forPeer = false): Promise<Entry<T>> {
     if (this.#loads.has(key)) this.#counters.dedupedLoads++
-    return this.#loads.run(key, (call) => this.#copyOrLoad(key, call), signal)
+    // A load started for a peer waits for room among maxPeerLoads (owner.ts refused it if none was left).
+    return this.#loads.run(
+      key,
+      forPeer ? (call) => this.#peerLoads.run(() => this.#copyOrLoad(key, call)) : (call) => this.#copyOrLoad(key, call),
+      signal,
+    )
   }
 
   async #copyOrLoad(key: string, call: CallState<MissSource>): Promise<Entry<T>> {

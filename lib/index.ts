@@ -16,6 +16,7 @@ export type {
   SnapshotOptions,
   SnapshotResult,
   RestoreResult,
+  ClientTlsOptions,
 } from './options.js'
 export { SNAPSHOT_FORMAT } from './snapshot-format.js'
 export {
@@ -26,8 +27,11 @@ export {
   DISCOVERY_DEFAULTS,
   BACKUP_DEFAULTS,
   HINTS_DEFAULTS,
+  AUTH_DEFAULTS,
 } from './defaults.js'
 export type { BackupRestore } from './backup.js'
+export type { AuthOptions } from './auth.js'
+export type { ServerTlsOptions } from './listen.js'
 export type { CacheStats } from './cache.js'
 export type { Codec, CodecName } from './codec.js'
 export type { Handler } from './server.js'

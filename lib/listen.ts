@@ -4,6 +4,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import type { Socket } from 'node:net'
+import { LISTEN_DEFAULTS } from './defaults.js'
 import { InvalidOptionError } from './errors.js'
 import { HEADER } from './protocol.js'
 import { positive } from './validate.js'
@@ -28,29 +29,30 @@ export interface ServeOptions {
   tls?: ServerTlsOptions
   /**
    * How long a client may take to send a request's headers, in ms (Node's `headersTimeout`): a
-   * client that trickles them is cut off with 408. Default 5000 (README, "Security").
+   * client that trickles them is cut off with 408 (README, "Security").
+   * @default {@link LISTEN_DEFAULTS}.headersTimeoutMs (5000)
    */
   headersTimeoutMs?: number
   /**
    * How long a client may take to send a whole request, body included, in ms (Node's
    * `requestTimeout`): a stalled or trickled body is cut off with 408. Keep it above the peers'
-   * `fetchTimeoutMs`, the time they give a PUT. Default 10000 (README, "Security").
+   * `fetchTimeoutMs`, the time they give a PUT (README, "Security").
+   * @default {@link LISTEN_DEFAULTS}.requestTimeoutMs (10000)
    */
   requestTimeoutMs?: number
   /**
-   * How long an idle keep-alive connection stays open, in ms. Longer than the peers'
-   * `keepAliveTimeoutMs`, so a peer never reuses a socket the server is closing. Default 10000.
+   * How long an idle keep-alive connection stays open, in ms (Node's `keepAliveTimeout`). Longer
+   * than the peers' `keepAliveTimeoutMs`, so a peer never reuses a socket the server is closing.
+   * @default {@link LISTEN_DEFAULTS}.idleTimeoutMs (10000)
    */
-  keepAliveTimeoutMs?: number
+  idleTimeoutMs?: number
 }
-
-export const SERVE_DEFAULTS = { headersTimeoutMs: 5000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 10_000 } as const
 
 /** The HTTP(S) server of `listen()`, not yet listening. */
 export function createPeerServer(handler: http.RequestListener, options: ServeOptions): http.Server {
-  const headersTimeout = positive('headersTimeoutMs', options.headersTimeoutMs ?? SERVE_DEFAULTS.headersTimeoutMs)
-  const requestTimeout = positive('requestTimeoutMs', options.requestTimeoutMs ?? SERVE_DEFAULTS.requestTimeoutMs)
-  const keepAliveTimeout = positive('keepAliveTimeoutMs', options.keepAliveTimeoutMs ?? SERVE_DEFAULTS.keepAliveTimeoutMs)
+  const headersTimeout = positive('headersTimeoutMs', options.headersTimeoutMs ?? LISTEN_DEFAULTS.headersTimeoutMs)
+  const requestTimeout = positive('requestTimeoutMs', options.requestTimeoutMs ?? LISTEN_DEFAULTS.requestTimeoutMs)
+  const keepAliveTimeout = positive('idleTimeoutMs', options.idleTimeoutMs ?? LISTEN_DEFAULTS.idleTimeoutMs)
   const common: http.ServerOptions = {
     // Node requires headersTimeout ≤ requestTimeout; the check runs this often (Node's default: 30 s).
     headersTimeout: Math.min(headersTimeout, requestTimeout),

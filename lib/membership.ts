@@ -70,13 +70,21 @@ export class Membership {
     return !this.#skip(peer)
   }
 
+  /** Whether this peer holds `key` (owner or one of `count - 1` replicas), on the ring as it is or routed around down peers. */
+  holds(key: string, count: number): boolean {
+    return this.ownerAndReplicas(key, count).includes(this.self) || this.#ring.owners(key, count).includes(this.self)
+  }
+
   /**
    * A request to `peer` failed: only silence says it may be down; an answer, even an error, says it
    * is alive. A peer that has left the membership is not tracked again (it would be probed forever).
+   * A refusal of our signature (401) is the exception: such a peer is of no use until the
+   * secrets agree, so it is routed around like a silent one, and health shows why.
    */
   peerFailed(peer: string, err: unknown): void {
     if (!(err instanceof PeerUnavailableError) || !this.isMember(peer)) return
     if (err.reason === 'closing') this.#health.markDown(peer)
+    else if (err.reason === 'unauthorized') this.#health.failure(peer, err)
     else if (err.reason !== undefined) this.#health.success(peer)
     else this.#health.failure(peer, err)
   }

@@ -3,11 +3,13 @@
 // results and stats.
 import type { CacheStats } from './cache.js'
 import type { Codec, CodecName } from './codec.js'
+import type { AuthOptions } from './auth.js'
 import type { BACKUP_DEFAULTS, GROUP_DEFAULTS, HINTS_DEFAULTS, LISTEN_DEFAULTS, PEER_DEFAULTS } from './defaults.js'
 import type { HealthReason, PeerState } from './health.js'
 import type { Logger } from './log.js'
+import type { ServeOptions } from './listen.js'
 
-export interface PeerOptions {
+export interface PeerOptions extends PeerSecurityOptions {
   /**
    * The URL at which the other peers reach this process, e.g. `http://10.0.0.5:7001`. Only the
    * origin (scheme, host, port) counts: it is this peer's identity on the ring. Required.
@@ -137,6 +139,30 @@ export interface BackupOptions {
   restoreOnStart?: boolean
 }
 
+/** Peer security options, part of PeerOptions (README, "Security"). */
+export interface PeerSecurityOptions {
+  /**
+   * Peer authentication: every request this peer sends is signed with the shared secret, and every
+   * request it serves must be (else 401, and nothing is loaded, stored, dropped or marked down).
+   * Give every peer the same secret(s). Off by default; turn it on whenever the port can be reached
+   * by anything but the peers (README, "Security").
+   */
+  auth?: AuthOptions
+  /**
+   * What this peer trusts and presents when it connects to `https://` peers (undici connect
+   * options): the CA that signed the peers' certificates, and this peer's own certificate and key
+   * when the peers require one (mutual TLS: `listen({ tls: { requestCert: true } })`).
+   */
+  tls?: ClientTlsOptions
+  /**
+   * Most bytes of values in one batch answer this peer sends; the keys past it are answered
+   * `retry` and asked for again in the next batch (at least one value always goes). Bounds what one
+   * small request can make this peer send.
+   * @default {@link PEER_DEFAULTS}.maxBatchBytes (8 MiB)
+   */
+  maxBatchBytes?: number
+}
+
 /** Every name PeerOptions has: anything else given to `new Peer()` is refused (tsc keeps the two in step). */
 export const PEER_OPTION_NAMES = Object.keys({
   self: true,
@@ -158,6 +184,9 @@ export const PEER_OPTION_NAMES = Object.keys({
   backup: true,
   handOffMs: true,
   handOffBytes: true,
+  auth: true,
+  tls: true,
+  maxBatchBytes: true,
 } satisfies Record<keyof PeerOptions, true>)
 
 /** Every name BackupOptions has. */
@@ -168,7 +197,17 @@ export const BACKUP_OPTION_NAMES = Object.keys({
   restoreOnStart: true,
 } satisfies Record<keyof BackupOptions, true>)
 
-export interface ListenOptions {
+/** The client side of TLS between peers (undici's `connect` options). */
+export interface ClientTlsOptions {
+  /** The CA(s) that signed the peers' certificates, PEM. Default: Node's public CAs. */
+  ca?: string | Buffer | (string | Buffer)[]
+  /** This peer's certificate, PEM, for peers that require one (mutual TLS). */
+  cert?: string | Buffer
+  /** The private key of `cert`, PEM. */
+  key?: string | Buffer
+}
+
+export interface ListenOptions extends ServeOptions {
   /**
    * The TCP port; 0: any free port.
    * @default {@link LISTEN_DEFAULTS}.port (0)
@@ -279,6 +318,18 @@ export interface GroupOptions<T = Buffer> {
    * @default {@link GROUP_DEFAULTS}.maxKeyBytes (4096)
    */
   maxKeyBytes?: number
+  /**
+   * Most origin loads this process runs at once for other peers' requests in this group (its own
+   * gets are not counted). Bounds what a burst of batches can make the origin do.
+   * @default {@link GROUP_DEFAULTS}.maxPeerLoads (32)
+   */
+  maxPeerLoads?: number
+  /**
+   * Most loads for peers waiting for one of the `maxPeerLoads` slots; past it a peer's request is
+   * answered 503 `overloaded` (with Retry-After) and that peer loads the key itself.
+   * @default {@link GROUP_DEFAULTS}.maxQueuedPeerLoads (256)
+   */
+  maxQueuedPeerLoads?: number
 }
 
 /** Every name GroupOptions has: anything else given to `peer.group()` is refused (tsc keeps the two in step). */
@@ -295,6 +346,8 @@ export const GROUP_OPTION_NAMES = Object.keys({
   loadTimeoutMs: true,
   maxKeyBytes: true,
   absentTtlMs: true,
+  maxPeerLoads: true,
+  maxQueuedPeerLoads: true,
 } satisfies Record<keyof GroupOptions, true>)
 
 export interface GetOptions {
@@ -379,6 +432,8 @@ export interface GroupStats {
   peerLoads: number
   /** Failed attempts to fetch from a peer (the next replica or a local load answered instead). */
   peerErrors: number
+  /** Of peerErrors, those a peer refused with 401 (a secret it does not accept, a stale or replayed request). */
+  authErrors: number
   /** Loads here of keys another peer owns, because neither it nor a replica could answer. */
   localLoads: number
   /** Requests served to other peers (GET, PUT). */
@@ -435,7 +490,7 @@ export interface GroupStats {
 export type GroupCounters = { -readonly [K in Exclude<keyof GroupStats, 'group' | 'inFlight' | 'main' | 'hot'>]: number }
 
 export function zeroCounters(): GroupCounters {
-  const names = ['gets', 'mainHits', 'hotHits', 'staleHits', 'loads', 'dedupedLoads', 'peerLoads', 'peerErrors', 'localLoads']
+  const names = ['gets', 'mainHits', 'hotHits', 'staleHits', 'loads', 'dedupedLoads', 'peerLoads', 'peerErrors', 'authErrors', 'localLoads']
   names.push(
     'serverRequests',
     'loadErrors',

@@ -4,8 +4,9 @@
 // owner or a copy as a replica; drop copies.
 import type { Entry } from './cache.js'
 import { absentEntry, type Codec, decodeEntry, ownBytes } from './codec.js'
-import { InvalidValueError } from './errors.js'
+import { InvalidValueError, PeercacheError } from './errors.js'
 import type { Flight } from './flight.js'
+import { type LoadLimiter, OverloadedError } from './overload.js'
 import type { GroupCounters } from './options.js'
 import type { PutMeta, ServedGroup, Stored } from './protocol.js'
 import type { Replication } from './replication.js'
@@ -26,9 +27,19 @@ export interface OwnerSideOptions<T> {
   loads: Flight<Entry<T>>
   fetches: Flight<Entry<T>>
   /** One load of `key` in this process (a replica's copy, else the origin), shared by everyone who asks meanwhile. */
-  loadHere(key: string, signal: AbortSignal | undefined): Promise<Entry<T>>
+  loadHere(key: string, signal: AbortSignal | undefined, forPeer?: boolean): Promise<Entry<T>>
   /** Throws InvalidKeyError for a key the group would refuse. */
   checkKey(key: string): void
+  /** Whether this peer is the key's owner or one of its replicas: the only peers that keep a PUT. */
+  holds(key: string): boolean
+  /** Bounds the origin loads started for peers. */
+  limiter: LoadLimiter
+}
+
+/** A PUT reached a peer that would not keep the value: it is neither the key's owner nor a replica (421). */
+export class MisdirectedError extends PeercacheError {
+  override readonly code = 'PEERCACHE_ERR_MISDIRECTED'
+  override name = 'MisdirectedError'
 }
 
 export class OwnerSide<T> implements ServedGroup {
@@ -56,7 +67,9 @@ export class OwnerSide<T> implements ServedGroup {
     // A stale entry (kept for staleWhileRevalidateMs) is this peer's to serve stale, not the asker's: load.
     const entry = this.#o.store.fresh(key)
     if (entry !== undefined) return entry
-    const loading = this.#o.loadHere(key, signal())
+    // A load already under way costs nothing more; a new one needs room among the loads for peers.
+    if (!this.#o.loads.has(key) && this.#o.limiter.full) throw new OverloadedError(this.#o.group, 1000)
+    const loading = this.#o.loadHere(key, signal(), true)
     loading.catch(() => this.#o.counters.serverErrors++)
     return loading
   }
@@ -65,6 +78,9 @@ export class OwnerSide<T> implements ServedGroup {
   async put(key: string, body: Buffer, meta: PutMeta): Promise<Stored> {
     this.#o.checkKey(key)
     this.#o.counters.serverRequests++
+    // Anywhere else the value would be kept nowhere (or only as a hot copy) while the sender is told it was stored.
+    if (!this.#o.holds(key))
+      throw new MisdirectedError(`peercache: group "${this.#o.group}": this peer is neither the key's owner nor a replica: nothing stored`)
     const bytes = ownBytes(body) // a request body may be a slice of a shared pool
     const absent = meta.absent === true
     if (absent) this.#acceptsAbsent(key)

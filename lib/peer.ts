@@ -1,11 +1,12 @@
 // The Peer is what a user embeds: it owns the groups and wires the parts to them: the membership
 // (ring and failure detection), the HTTP client and the server. The parts never import it.
-import http from 'node:http'
+import type http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import pLimit from 'p-limit'
+import { Auth } from './auth.js'
 import { PeerClient } from './client.js'
 import type { Codec } from './codec.js'
-import { LISTEN_DEFAULTS, PEER_DEFAULTS, HINTS_DEFAULTS } from './defaults.js'
+import { AUTH_DEFAULTS, HINTS_DEFAULTS, LISTEN_DEFAULTS, PEER_DEFAULTS } from './defaults.js'
 import { type BackupRestore, Backups } from './backup.js'
 import type { HandOffBudget } from './handoff.js'
 import { ClosedError, InvalidGroupError, InvalidOptionError } from './errors.js'
@@ -19,14 +20,11 @@ import { type ListenOptions, PEER_OPTION_NAMES, type PeerOptions } from './optio
 import { MAX_BATCH_KEYS } from './protocol.js'
 import { createHttpProbe, type HttpProbe } from './probe.js'
 import { Ring } from './ring.js'
+import { createPeerServer, warnIfExposed } from './listen.js'
 import { createHandler, type Handler } from './server.js'
 import { definedOnly, integer, knownOptions } from './validate.js'
 
 export type { ListenOptions, PeerOptions } from './options.js'
-
-/** How long `listen()`'s server keeps an idle connection, in ms: longer than the clients' keep-alive
- * (keepAliveTimeoutMs), so a client never reuses a socket that the server is closing. */
-const SERVER_KEEP_ALIVE_MS = 10_000
 
 export class Peer {
   /** This peer's identity: the origin of `options.self`. */
@@ -44,6 +42,7 @@ export class Peer {
   readonly #health: PeerHealth
   readonly #probe: HttpProbe
   readonly #log: Logger
+  readonly #auth: Auth | undefined
   #server: http.Server | undefined
   #closing: Promise<void> | undefined
   /** Undoes each registerMetrics call (on close). */
@@ -78,6 +77,11 @@ export class Peer {
           )
     // Timeouts and counts feed undici, which takes only integers (a fraction failed every request).
     this.#fetchTimeoutMs = integer('fetchTimeoutMs', o.fetchTimeoutMs, 1)
+    this.#auth = options.auth === undefined ? undefined : new Auth(options.auth)
+    // Versions are µs of the writer's clock: one further ahead of ours than the allowed skew is a lie.
+    const maxVersionAheadMs = this.#auth?.maxSkewMs ?? AUTH_DEFAULTS.maxSkewMs
+    if (options.tls !== undefined && (options.tls === null || typeof options.tls !== 'object'))
+      throw new InvalidOptionError('tls', 'must be an object { ca, cert, key }')
     this.#client = new PeerClient({
       self: this.self,
       basePath: o.basePath,
@@ -91,9 +95,12 @@ export class Peer {
       onStall: (p) => {
         if (this.#membership.isMember(p)) this.#health.check(p)
       },
+      auth: this.#auth,
+      tls: options.tls,
+      maxVersionAheadMs,
     })
     const probeTimeoutMs = integer('probeTimeoutMs', o.probeTimeoutMs, 1)
-    this.#probe = createHttpProbe({ basePath: o.basePath, self: this.self, timeoutMs: probeTimeoutMs })
+    this.#probe = createHttpProbe({ basePath: o.basePath, self: this.self, timeoutMs: probeTimeoutMs, auth: this.#auth, tls: options.tls })
     const onChange = options.onPeerStateChange
     this.#health = new PeerHealth({
       probe: this.#probe.probe,
@@ -137,6 +144,9 @@ export class Peer {
           this.#health.markDown(p)
         }
       },
+      auth: this.#auth,
+      maxVersionAheadMs,
+      maxBatchBytes: integer('maxBatchBytes', o.maxBatchBytes, 1),
     })
     this.#backups?.start()
   }
@@ -210,16 +220,20 @@ export class Peer {
     return this.#health.snapshot(this.#membership.members().filter((p) => p !== this.self))
   }
 
-  /** Serves the peer protocol on its own HTTP server. Resolves with the bound address. */
+  /**
+   * Serves the peer protocol on its own HTTP server (HTTPS with `tls`), on 127.0.0.1 unless a host
+   * is given; binding another address without `auth` warns once. Resolves with the bound address.
+   */
   async listen(options: ListenOptions = {}): Promise<{ port: number; host: string }> {
     if (this.#closing) throw new ClosedError()
     if (this.#server) throw new InvalidOptionError('listen', 'this peer is listening already')
-    const server = http.createServer(this.handler)
-    server.keepAliveTimeout = SERVER_KEEP_ALIVE_MS
+    const host = options.host ?? LISTEN_DEFAULTS.host
+    const server = createPeerServer(this.handler, options)
     this.#server = server
+    warnIfExposed(host, this.#auth !== undefined)
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(options.port ?? LISTEN_DEFAULTS.port, options.host ?? LISTEN_DEFAULTS.host, () => {
+      server.listen(options.port ?? LISTEN_DEFAULTS.port, host, () => {
         server.off('error', reject)
         resolve()
       })

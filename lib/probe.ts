@@ -1,8 +1,10 @@
 // The active check of failure detection: `GET {basePath}health` on its own connections, so a probe
 // never queues behind requests stuck on a hung peer.
 import { Agent, request } from 'undici'
+import type { Auth } from './auth.js'
 import { HEALTH_DEFAULTS, PEER_DEFAULTS } from './defaults.js'
 import type { HealthProbe } from './health.js'
+import type { ClientTlsOptions } from './options.js'
 import { HEADER, PROTOCOL_VERSION } from './protocol.js'
 import { positive } from './validate.js'
 
@@ -20,6 +22,10 @@ export interface HttpProbeOptions {
    * @default {@link HEALTH_DEFAULTS}.probeTimeoutMs (1000)
    */
   timeoutMs?: number
+  /** Signs each probe, so that a peer with another secret answers 401 and is seen as down. Optional. */
+  auth?: Auth
+  /** What to trust and present on https:// peers, as the Peer's `tls`. Optional. */
+  tls?: ClientTlsOptions
 }
 
 export interface HttpProbe {
@@ -38,11 +44,22 @@ export function createHttpProbe(options: HttpProbeOptions = {}): HttpProbe {
   const timeoutMs = positive('timeoutMs', options.timeoutMs ?? HEALTH_DEFAULTS.probeTimeoutMs)
   const headers: Record<string, string> = { [HEADER.protocol]: String(PROTOCOL_VERSION) }
   if (options.self !== undefined) headers[HEADER.from] = options.self
-  const agent = new Agent({ connections: 1, connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+  const agent = new Agent({
+    connections: 1,
+    connect: { timeout: timeoutMs, ...options.tls },
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  })
+  const path = `${basePath}health`
+  const { auth } = options
   return {
     probe: async (peer, signal) => {
-      const res = await request(`${peer}${basePath}health`, { dispatcher: agent, signal, headers })
+      const signed = auth ? { ...headers, ...auth.sign('GET', path, options.self ?? '') } : headers
+      const res = await request(`${peer}${path}`, { dispatcher: agent, signal, headers: signed })
       await res.body.dump()
+      // A refusal says why: health's lastError shows it (a wrong secret, a clock out of step).
+      if (res.statusCode === 401)
+        throw new Error(`${peer} refused this peer's signature (HTTP 401 ${String(res.headers['x-peercache-error'] ?? '')})`)
       return res.statusCode === 200
     },
     close: () => agent.close().catch(() => agent.destroy()),

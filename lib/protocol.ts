@@ -51,6 +51,10 @@ export type ErrorReason =
   | 'closing' // 503: this peer is shutting down
   | 'internal' // 500: a bug; the asker treats it as the peer being unavailable
   | 'load-timeout' // 504: the origin took longer than the group's loadTimeoutMs at this peer
+  | 'unauthorized' // 401: the request is not signed with a secret this peer accepts (or is stale or replayed)
+  | 'overloaded' // 503 with Retry-After: too many origin loads for peers under way in this group
+  | 'misdirected' // 421: a PUT to a peer that is neither the key's owner nor one of its replicas
+  | 'retry' // a batch frame only: the answer's byte budget is spent, ask for this key again
 
 /**
  * Percent-encodes every byte outside [A-Za-z0-9_~-]. Dots are escaped too, so a key of `.` or `..`

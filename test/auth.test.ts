@@ -2,7 +2,8 @@
 // another secret is refused with its reason; rotation accepts every listed secret; the replay memory
 // is bounded and stays safe when full. The clock is a variable, so nothing here waits.
 import t from 'tap'
-import { AUTH_DEFAULTS, AUTH_HEADER, Auth, type AuthOptions, EMPTY_DIGEST, type SignedRequest, bodyMatches, digestOf } from '../lib/auth.js'
+import { AUTH_HEADER, Auth, type AuthOptions, EMPTY_DIGEST, type SignedRequest, bodyMatches, digestOf } from '../lib/auth.js'
+import { AUTH_DEFAULTS } from '../lib/defaults.js'
 import { InvalidOptionError } from '../lib/errors.js'
 
 const SECRET = 'a-shared-secret-of-32-bytes-long'
@@ -59,6 +60,21 @@ t.test('each signed field is covered: changing any one is a bad signature', asyn
   t.equal(auth.check(request, `${Number(time) - 1}.${nonce}.${sig}`), 'bad-signature', 'timestamp')
   const otherNonce = `${nonce.slice(0, -1)}${nonce.endsWith('A') ? 'B' : 'A'}`
   t.equal(auth.check(request, `${time}.${otherNonce}.${sig}`), 'bad-signature', 'nonce')
+})
+
+t.test('a replay re-spelled (a non-canonical base64 of the same signature) is refused, not taken as new', async (t) => {
+  const { auth } = clocked({ secret: SECRET })
+  const { request, header } = signed(auth)
+  t.equal(auth.check(request, header), undefined)
+  const [time, nonce, sig] = header!.split('.') as [string, string, string]
+  // The last of 43 characters holds 4 bits of the MAC and 2 unused ones: these spell the same bytes.
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  const last = alphabet.indexOf(sig.at(-1)!)
+  const respelled = [1, 2, 3].map((d) => `${time}.${nonce}.${sig.slice(0, -1)}${alphabet[(last & ~3) | ((last + d) & 3)]}`)
+  for (const h of respelled) {
+    t.not(h, header)
+    t.equal(auth.check(request, h), 'malformed', h.slice(-3))
+  }
 })
 
 t.test('a request signed with another secret is refused', async (t) => {

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import {
+  AUTH_DEFAULTS,
   BACKUP_DEFAULTS,
   HINTS_DEFAULTS,
   DISCOVERY_DEFAULTS,
@@ -12,9 +13,18 @@ import {
   PEER_DEFAULTS,
 } from '../lib/index.js'
 
-const OBJECTS = { PEER_DEFAULTS, LISTEN_DEFAULTS, GROUP_DEFAULTS, HEALTH_DEFAULTS, DISCOVERY_DEFAULTS, BACKUP_DEFAULTS, HINTS_DEFAULTS }
-/** Options nested under a PeerOptions field are named with it in the table (`backup.intervalMs`). */
-const PREFIX: Record<string, string> = { BACKUP_DEFAULTS: 'backup.', HINTS_DEFAULTS: 'hints.' }
+const OBJECTS = {
+  PEER_DEFAULTS,
+  LISTEN_DEFAULTS,
+  GROUP_DEFAULTS,
+  HEALTH_DEFAULTS,
+  DISCOVERY_DEFAULTS,
+  BACKUP_DEFAULTS,
+  HINTS_DEFAULTS,
+  AUTH_DEFAULTS,
+}
+/** Options nested under a PeerOptions field are named with it in the table (`backup.intervalMs`, `auth.maxSkewMs`). */
+const PREFIX: Record<string, string> = { BACKUP_DEFAULTS: 'backup.', HINTS_DEFAULTS: 'hints.', AUTH_DEFAULTS: 'auth.' }
 
 /** The README's Defaults table as option → the literal in its default column. */
 function readmeDefaults(): Map<string, string> {
