@@ -27,6 +27,11 @@ Options:
   --cache-mb N    peercache byte budget of the "users" group in MiB (default 64)
   --help          show this text
 
+Environment:
+  PEERCACHE_SECRET  the secret the nodes share to sign their requests to each other (auth);
+                    give every node the same one. Unset: no auth (fine on 127.0.0.1 only).
+                    npm run demo makes a random one for its nodes.
+
 Example, two nodes in two terminals:
   node demo/node.mjs --port 7001 --peers http://127.0.0.1:7001,http://127.0.0.1:7002
   node demo/node.mjs --port 7002 --peers http://127.0.0.1:7001,http://127.0.0.1:7002
@@ -83,7 +88,10 @@ function jsonLogger(node) {
 /** Starts the app; resolves once it listens. */
 async function startNode(options) {
   const origin = createOrigin()
-  const peer = new Peer({ self: options.self, peers: options.peers, logger: jsonLogger(options.id) })
+  // Signed requests between the nodes when they share a secret: nobody else can fill or wipe the cache.
+  const secret = process.env.PEERCACHE_SECRET
+  const auth = secret ? { secret } : undefined
+  const peer = new Peer({ self: options.self, peers: options.peers, logger: jsonLogger(options.id), auth })
   const users = peer.group('users', { maxBytes: options.maxBytes, codec: 'string', load: (id, ctx) => origin.load(id, ctx.signal) })
   const counts = { requests: 0, errors: 0 }
   // Loaded once the node listens: importing prom-client must not delay the node's start.

@@ -2,6 +2,7 @@
 // read their /stats, kill and stop them. A node's counters start from zero in each process, so
 // those of a killed process are kept (as last read, just before the kill) and added to the next.
 import { fork } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -10,6 +11,8 @@ import { request } from 'undici'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const NODE_SCRIPT = path.join(HERE, 'node.mjs')
+/** The demo's nodes sign their requests to each other (auth) with this secret, made anew for each run. */
+const DEMO_SECRET = process.env.PEERCACHE_SECRET || randomBytes(32).toString('base64')
 /** Where each node's stdout and stderr go (git-ignored). */
 export const LOG_DIR = path.join(HERE, 'logs')
 /**
@@ -84,7 +87,7 @@ export class AppNode {
     fs.mkdirSync(LOG_DIR, { recursive: true })
     const log = fs.openSync(path.join(LOG_DIR, `${this.id}.log`), this.starts === 0 ? 'w' : 'a')
     const args = ['--port', String(this.port), '--peers', this.peers.join(','), '--id', this.id]
-    const child = fork(NODE_SCRIPT, args, { stdio: ['ignore', log, log, 'ipc'] })
+    const child = fork(NODE_SCRIPT, args, { stdio: ['ignore', log, log, 'ipc'], env: { ...process.env, PEERCACHE_SECRET: DEMO_SECRET } })
     fs.closeSync(log)
     this.child = child
     this.starts++

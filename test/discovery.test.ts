@@ -266,6 +266,8 @@ function startApp(t: Test, host: string, port: number, dnsServer: string) {
     PEERS_DNS_NAME: NAME,
     DNS_SERVER: dnsServer,
     DISCOVERY_INTERVAL_MS: '50',
+    // What deployment.yaml takes from the Secret: the same for every pod of the test.
+    PEERCACHE_SECRET: 'discovery-test-secret-0123456789',
   }
   const app = startScript(t, script, { env, parse: (line) => JSON.parse(line) as AppEvent })
   return {

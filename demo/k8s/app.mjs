@@ -21,7 +21,10 @@ const port = Number(process.env.PORT ?? 7001)
 const ipv6 = podIp.includes(':')
 const self = `http://${ipv6 ? `[${podIp}]` : podIp}:${port}`
 
-const peer = new Peer({ self })
+// The pods sign their requests to each other with the secret of the Secret peercache-demo-auth
+// (deployment.yaml); without it any pod in the cluster network could fill or wipe the cache.
+const secret = required('PEERCACHE_SECRET')
+const peer = new Peer({ self, auth: { secret } })
 const items = peer.group('items', {
   maxBytes: 64 * 1024 * 1024,
   codec: 'string',
