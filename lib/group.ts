@@ -139,7 +139,7 @@ export class Group<T = Buffer> {
       fetches: this.#fetches,
       loadHere: (key, signal, forPeer) => this.#loadHere(key, signal, forPeer),
       checkKey: (key) => this.#checkKey(key),
-      holds: (key) => membership.holds(key, replicas),
+      holds: (key, extra) => membership.holds(key, replicas + extra),
       limiter: this.#peerLoads,
     })
   }

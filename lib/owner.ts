@@ -30,8 +30,8 @@ export interface OwnerSideOptions<T> {
   loadHere(key: string, signal: AbortSignal | undefined, forPeer?: boolean): Promise<Entry<T>>
   /** Throws InvalidKeyError for a key the group would refuse. */
   checkKey(key: string): void
-  /** Whether this peer is the key's owner or one of its replicas: the only peers that keep a PUT. */
-  holds(key: string): boolean
+  /** Whether this peer is the key's owner or one of its replicas (or `extra` places further): the only peers that keep a PUT. */
+  holds(key: string, extra: number): boolean
   /** Bounds the origin loads started for peers. */
   limiter: LoadLimiter
 }
@@ -78,8 +78,10 @@ export class OwnerSide<T> implements ServedGroup {
   async put(key: string, body: Buffer, meta: PutMeta): Promise<Stored> {
     this.#o.checkKey(key)
     this.#o.counters.serverRequests++
-    // Anywhere else the value would be kept nowhere (or only as a hot copy) while the sender is told it was stored.
-    if (!this.#o.holds(key))
+    // Anywhere else the value would be kept nowhere (or only as a hot copy) while the sender is told it
+    // was stored. A copy may also come from a leaving owner (hand-off) to the peer that holds the key
+    // once it is gone: one place further along the ring.
+    if (!this.#o.holds(key, meta.replica ? 1 : 0))
       throw new MisdirectedError(`peercache: group "${this.#o.group}": this peer is neither the key's owner nor a replica: nothing stored`)
     const bytes = ownBytes(body) // a request body may be a slice of a shared pool
     const absent = meta.absent === true
