@@ -7,7 +7,9 @@ import { AUTH_HEADER, Auth } from '../lib/auth.js'
 import { encodeBatch } from '../lib/frames.js'
 import { HEADER, PROTOCOL_VERSION, keyPath } from '../lib/protocol.js'
 import { request } from 'undici'
+import { Ring } from '../lib/ring.js'
 import { GROUP, eventually, loaded, startGroupCluster, total } from './helpers/inproc.js'
+import { findKey } from './helpers/peers.js'
 import { FrameParser } from '../lib/frames.js'
 
 const SECRET = 'security-test-secret-of-32-bytes'
@@ -116,7 +118,9 @@ t.test('a peer with the wrong secret: its requests are refused, it loads locally
       return `intruder's ${key}`
     },
   })
-  const key = c.keyOf(0, 1, 'wrong')
+  // A key the intruder's ring (its own URL included) gives to the first peer.
+  const ring = new Ring([...c.urls, self])
+  const key = findKey((k) => ring.owners(k, 1)[0] === c.urls[0])
   t.equal(await g.get(key), `intruder's ${key}`, 'the intruder gets no value from the peers: it loads itself')
   t.equal(loads, 1)
   t.ok(g.stats().authErrors >= 1, 'an auth error was counted')
