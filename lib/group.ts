@@ -2,18 +2,12 @@
 // in call order: get → lookupCaches → loadOnce → fetchFromOwner (another peer owns the key) or
 // loadHere (this one does, or no holder answered) → loadFromOrigin → keep; then set and remove.
 // A group's answers to other peers are in owner.ts, its copies on replicas in replication.ts.
+// Longer than the other files (about 430 lines) because it is a group's whole public surface: the
+// get path in call order (the part to read), then set, remove, snapshots, clear, stats and close,
+// each a few lines handing over to its own room (replication, snapshot, handoff; options in group-settings).
 import { type Entry, entrySize } from './cache.js'
-import { absentEntry, type Codec, decodeEntry, encodeValue, ownBytes, resolveCodec } from './codec.js'
-import { GROUP_DEFAULTS } from './defaults.js'
-import {
-  ClosedError,
-  InvalidGroupError,
-  InvalidOptionError,
-  InvalidValueError,
-  LoadError,
-  LoadTimeoutError,
-  PeerUnavailableError,
-} from './errors.js'
+import { absentEntry, decodeEntry, encodeValue, ownBytes } from './codec.js'
+import { ClosedError, InvalidValueError, LoadError, LoadTimeoutError, PeerUnavailableError } from './errors.js'
 import { type CallState, Flight } from './flight.js'
 import { Hotness } from './hotness.js'
 import { LoadLimiter } from './overload.js'
@@ -32,19 +26,20 @@ import type {
   SnapshotOptions,
   SnapshotResult,
 } from './options.js'
-import { GROUP_OPTION_NAMES, zeroCounters } from './options.js'
+import { zeroCounters } from './options.js'
 import { expiry, OwnerSide } from './owner.js'
-import { MAX_KEY_BYTES, type Stored, type WireEntry } from './protocol.js'
+import type { WireEntry } from './protocol.js'
 import { type HandOffBudget, handOff } from './handoff.js'
+import { type GroupSettings, groupSettings, noLoader } from './group-settings.js'
 import { Replication } from './replication.js'
 import { restoreSnapshot, type SnapshotTarget, writeSnapshot } from './snapshot.js'
 import { Store } from './store.js'
 import { loadChannel } from './tracing.js'
-import { checkKey, integer, knownOptions, nonNegative, positive } from './validate.js'
+import { checkKey, nonNegative } from './validate.js'
 
 export type { GetOptions, GroupOptions, GroupStats, LoadContext, Loaded, RemoveResult, SetOptions, SetResult } from './options.js'
 
-const GROUP_NAME = /^[A-Za-z0-9._-]{1,64}$/
+const _GROUP_NAME = /^[A-Za-z0-9._-]{1,64}$/
 /** What answered a missed get, noted on its flight: the counter it adds to. */
 type MissSource = 'peerGets' | 'replicaGets' | 'loadGets'
 
@@ -53,23 +48,10 @@ export class Group<T = Buffer> {
   /** @internal What the server calls for requests from other peers. */
   readonly ownerSide: OwnerSide<T>
   readonly #membership: Membership
-  /** The loader; `undefined` from it is an absent value (refused unless absentTtlMs > 0). */
-  readonly #load: (key: string, ctx: LoadContext) => Promise<Loaded<T> | undefined> | Loaded<T> | undefined
-  readonly #codec: Codec<T>
+  readonly #s: GroupSettings<T>
   readonly #store: Store<T>
   readonly #replication: Replication<T>
-  /** Peers holding each key, the owner included. */
-  readonly #replicas: number
   readonly #hotness = new Hotness()
-  readonly #hotThreshold: number
-  readonly #ttlMs: number
-  readonly #staleMs: number
-  readonly #staleIfErrorMs: number
-  readonly #graceMs: number
-  readonly #loadTimeoutMs: number
-  /** How long an absent value (the loader returned undefined) is kept, in ms; 0: absent values are refused. */
-  readonly #absentTtlMs: number
-  readonly #maxKeyBytes: number
   /** Origin loads here, for our own gets and for peers' requests. */
   readonly #loads = new Flight<Entry<T>, MissSource>()
   /** Fetches from owners. Kept apart from #loads: a peer's request must never join a fetch (a forwarding loop). */
@@ -80,66 +62,37 @@ export class Group<T = Buffer> {
 
   /** Groups are made by `peer.group()`, not by this constructor. */
   constructor(name: string, options: GroupOptions<T>, membership: Membership) {
-    if (typeof name !== 'string' || !GROUP_NAME.test(name)) throw new InvalidGroupError(name, 'group names match [A-Za-z0-9._-]{1,64}')
-    if (options === null || typeof options !== 'object')
-      throw new InvalidOptionError('options', 'group options are required: { maxBytes, load }')
-    knownOptions('GroupOptions', options, GROUP_OPTION_NAMES)
-    const absentTtlMs = nonNegative('absentTtlMs', options.absentTtlMs ?? GROUP_DEFAULTS.absentTtlMs)
-    // Without a loader every miss is an absent value: a group filled by set() alone (a Keyv store).
-    if (options.load === undefined && absentTtlMs === 0)
-      throw new InvalidOptionError('load', `group "${name}" needs a load function (or absentTtlMs > 0 for a group filled by set alone)`)
-    if (options.load !== undefined && typeof options.load !== 'function')
-      throw new InvalidOptionError('load', `group "${name}": load must be a function`)
-    const maxBytes = positive('maxBytes', options.maxBytes)
-    const ratio = options.hotCacheRatio ?? GROUP_DEFAULTS.hotCacheRatio
-    if (!(ratio >= 0 && ratio <= 0.5)) throw new InvalidOptionError('hotCacheRatio', `must be from 0 to 0.5, got ${ratio}`)
-    const replicas = integer('replicas', options.replicas ?? GROUP_DEFAULTS.replicas, 1, 5)
-    this.#replicas = replicas
+    const settings = groupSettings(name, options)
+    this.#s = settings
     this.name = name
     this.#membership = membership
-    this.#load = options.load ?? noLoader
-    this.#absentTtlMs = absentTtlMs
-    this.#codec = resolveCodec(options.codec)
-    const hotBytes = Math.floor(maxBytes * ratio)
-    this.#staleMs = nonNegative('staleWhileRevalidateMs', options.staleWhileRevalidateMs ?? GROUP_DEFAULTS.staleWhileRevalidateMs)
-    this.#staleIfErrorMs = nonNegative('staleIfErrorMs', options.staleIfErrorMs ?? GROUP_DEFAULTS.staleIfErrorMs)
-    this.#loadTimeoutMs = integer('loadTimeoutMs', options.loadTimeoutMs ?? GROUP_DEFAULTS.loadTimeoutMs, 0)
-    // Expired entries stay as long as either grace may still want them.
-    this.#graceMs = Math.max(this.#staleMs, this.#staleIfErrorMs)
-    this.#store = new Store<T>(maxBytes - hotBytes, hotBytes, this.#graceMs)
-    // The sketch counts to 255: a higher threshold could never be reached.
-    this.#hotThreshold = integer('hotThreshold', options.hotThreshold ?? GROUP_DEFAULTS.hotThreshold, 1, 255)
-    this.#ttlMs = nonNegative('ttlMs', options.ttlMs ?? GROUP_DEFAULTS.ttlMs)
-    this.#maxKeyBytes = integer('maxKeyBytes', options.maxKeyBytes ?? GROUP_DEFAULTS.maxKeyBytes, 1, MAX_KEY_BYTES)
-    this.#peerLoads = new LoadLimiter(
-      name,
-      integer('maxPeerLoads', options.maxPeerLoads ?? GROUP_DEFAULTS.maxPeerLoads, 1),
-      integer('maxQueuedPeerLoads', options.maxQueuedPeerLoads ?? GROUP_DEFAULTS.maxQueuedPeerLoads, 0),
-    )
+    this.#store = new Store<T>(settings.mainBytes, settings.hotBytes, settings.graceMs)
+    this.#peerLoads = new LoadLimiter(name, settings.maxPeerLoads, settings.maxQueuedPeerLoads)
     this.#replication = new Replication<T>({
       group: name,
       membership,
       store: this.#store,
-      codec: this.#codec,
-      replicas,
+      codec: this.#s.codec,
+      replicas: settings.replicas,
       dropHere: (key, before) => this.ownerSide.drop(key, before),
       clearHere: (epoch) => this.ownerSide.clear(epoch),
+      storeHere: (key, bytes, ttlMs, absent) => this.ownerSide.storeAsOwner(key, bytes, ttlMs, absent),
       onReplicaFill: () => this.#counters.replicaFills++,
     })
     this.ownerSide = new OwnerSide<T>({
       group: name,
-      maxValueBytes: maxBytes - hotBytes,
+      maxValueBytes: settings.mainBytes,
       store: this.#store,
-      codec: this.#codec,
+      codec: this.#s.codec,
       replication: this.#replication,
       counters: this.#counters,
-      ttlMs: this.#ttlMs,
-      absentTtlMs,
+      ttlMs: this.#s.ttlMs,
+      absentTtlMs: settings.absentTtlMs,
       loads: this.#loads,
       fetches: this.#fetches,
       loadHere: (key, signal, forPeer) => this.#loadHere(key, signal, forPeer),
       checkKey: (key) => this.#checkKey(key),
-      holds: (key, extra) => membership.holds(key, replicas + extra),
+      holds: (key, extra) => membership.holds(key, settings.replicas + extra),
       limiter: this.#peerLoads,
     })
   }
@@ -161,9 +114,9 @@ export class Group<T = Buffer> {
     const main = this.#store.main.get(key)
     const entry = main ?? this.#store.hot.get(key)
     if (entry === undefined) return undefined
-    if (this.#graceMs > 0 && isExpired(entry)) {
+    if (this.#s.graceMs > 0 && isExpired(entry)) {
       // Kept past its expiry only for staleIfErrorMs: not a hit; a failed reload may still fall back to it.
-      if (Date.now() - entry.expiresAt > this.#staleMs) return undefined
+      if (Date.now() - entry.expiresAt > this.#s.staleMs) return undefined
       this.#counters.gets++
       this.#counters.staleHits++
       // A failed refresh keeps the stale value until its grace ends; the next get tries again.
@@ -204,9 +157,9 @@ export class Group<T = Buffer> {
 
   /** The expired value still held for `key`, when its reload failed within staleIfErrorMs of its expiry. */
   #staleIfError(key: string, err: unknown): Entry<T> | undefined {
-    if (this.#staleIfErrorMs === 0 || !(err instanceof LoadError)) return undefined
+    if (this.#s.staleIfErrorMs === 0 || !(err instanceof LoadError)) return undefined
     const held = this.#store.main.get(key) ?? this.#store.hot.get(key)
-    if (held === undefined || !isExpired(held) || Date.now() - held.expiresAt > this.#staleIfErrorMs) return undefined
+    if (held === undefined || !isExpired(held) || Date.now() - held.expiresAt > this.#s.staleIfErrorMs) return undefined
     this.#counters.staleHits++
     this.#counters.staleIfErrorHits++
     return held
@@ -244,7 +197,7 @@ export class Group<T = Buffer> {
     }
     // A group without a loader has nothing to load: only the key's holders know it, and none answered.
     // Absent for this caller, kept nowhere (else the key would read absent here after they are back).
-    if (this.#load === noLoader && !holders.includes(self)) return absentEntry<T>(0, 0)
+    if (this.#s.load === noLoader && !holders.includes(self)) return absentEntry<T>(0, 0)
     this.#counters.localLoads++
     const pending = this.#loadHere(key, call.signal)
     const load = this.#loads.current(key)
@@ -262,9 +215,9 @@ export class Group<T = Buffer> {
     let where: 'main' | 'hot' | undefined
     if (call.forgotten) where = undefined
     else if (holders.includes(this.#membership.self)) where = 'main'
-    else if (this.#countFetch(key) >= this.#hotThreshold || this.#store.hot.get(key) !== undefined) where = 'hot'
+    else if (this.#countFetch(key) >= this.#s.hotThreshold || this.#store.hot.get(key) !== undefined) where = 'hot'
     const bytes = where ? ownBytes(fetched.bytes) : fetched.bytes
-    const entry = decodeEntry(this.#codec, this.name, key, { ...fetched, bytes })
+    const entry = decodeEntry(this.#s.codec, this.name, key, { ...fetched, bytes })
     if (where) this.#store.put(key, entry, where)
     return entry
   }
@@ -302,13 +255,13 @@ export class Group<T = Buffer> {
       get signal() {
         return call.signal
       },
-      ttlMs: this.#ttlMs || undefined,
+      ttlMs: this.#s.ttlMs || undefined,
     }
     const presetTtlMs = ctx.ttlMs
     // Traced only when a tracer listens: the load path then pays one boolean check.
     const loading = loadChannel.hasSubscribers
-      ? loadChannel.tracePromise(async () => this.#load(key, ctx), { self: this.#membership.self, group: this.name, key })
-      : Promise.resolve().then(() => this.#load(key, ctx)) // a synchronous throw becomes a rejection
+      ? loadChannel.tracePromise(async () => this.#s.load(key, ctx), { self: this.#membership.self, group: this.name, key })
+      : Promise.resolve().then(() => this.#s.load(key, ctx)) // a synchronous throw becomes a rejection
     let value: Loaded<T> | undefined
     try {
       value = await this.#within(key, loading)
@@ -329,7 +282,7 @@ export class Group<T = Buffer> {
 
   /** `loading`, or LoadTimeoutError once loadTimeoutMs has passed. */
   #within<V>(key: string, loading: Promise<V>): Promise<V> {
-    const ms = this.#loadTimeoutMs
+    const ms = this.#s.loadTimeoutMs
     if (ms === 0) return loading
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
@@ -350,22 +303,22 @@ export class Group<T = Buffer> {
     ctx: LoadContext,
     presetTtlMs: number | undefined,
   ): Entry<T> {
-    if (value === undefined && this.#absentTtlMs > 0) {
+    if (value === undefined && this.#s.absentTtlMs > 0) {
       // The origin has nothing for the key: that is cached too, for absentTtlMs unless the loader chose a ttl.
-      const ttlMs = ctx.ttlMs === presetTtlMs ? this.#absentTtlMs : ctx.ttlMs
+      const ttlMs = ctx.ttlMs === presetTtlMs ? this.#s.absentTtlMs : ctx.ttlMs
       this.#counters.absentLoads++
       return this.#keepLoaded(key, call, absentEntry<T>(expiry(ttlMs), version))
     }
     let bytes: Uint8Array
     try {
-      bytes = encodeValue(this.#codec, this.name, key, value as T, 'load')
+      bytes = encodeValue(this.#s.codec, this.name, key, value as T, 'load')
     } catch (err) {
       this.#counters.loadErrors++
       throw err
     }
     const own = ownBytes(bytes)
     // A bytes group hands back the stored Buffer itself; other codecs decode once, here.
-    const decoded = own === bytes ? (value as T) : this.#codec.decode(own)
+    const decoded = own === bytes ? (value as T) : this.#s.codec.decode(own)
     return this.#keepLoaded(key, call, { value: decoded, bytes: own, expiresAt: expiry(ctx.ttlMs), version })
   }
 
@@ -386,8 +339,8 @@ export class Group<T = Buffer> {
   async set(key: string, value: T, options?: SetOptions): Promise<SetResult> {
     this.#checkKey(key)
     const ttlMs = options?.ttlMs === undefined ? undefined : nonNegative('ttlMs', options.ttlMs)
-    const absent = value === undefined && this.#absentTtlMs > 0
-    const bytes = absent ? Buffer.alloc(0) : ownBytes(encodeValue(this.#codec, this.name, key, value, 'set'))
+    const absent = value === undefined && this.#s.absentTtlMs > 0
+    const bytes = absent ? Buffer.alloc(0) : ownBytes(encodeValue(this.#s.codec, this.name, key, value, 'set'))
     const maxValueBytes = this.ownerSide.maxValueBytes
     if (entrySize(key, bytes) > maxValueBytes) {
       const reason = `the value (${bytes.byteLength} bytes) is larger than the group can cache (${maxValueBytes} bytes with the key and bookkeeping)`
@@ -395,31 +348,7 @@ export class Group<T = Buffer> {
     }
     if (this.#membership.closed) throw new ClosedError()
     this.#counters.sets++
-    const holders = this.#replication.holders(key)
-    const candidates = holders.length ? holders : [this.#membership.self]
-    let owner: string | undefined
-    let stored: Stored | undefined
-    let lastError: unknown
-    for (const peer of candidates) {
-      try {
-        stored =
-          peer === this.#membership.self
-            ? await this.ownerSide.storeAsOwner(key, bytes, ttlMs, absent)
-            : await this.#membership.transport.put(peer, this.name, key, bytes, { replica: false, ttlMs, absent })
-        owner = peer
-        break
-      } catch (err) {
-        if (!(err instanceof PeerUnavailableError)) throw err
-        this.#membership.peerFailed(peer, err)
-        lastError = err
-      }
-    }
-    if (stored === undefined || owner === undefined) throw lastError
-    // The owner and the replicas after it have the value; everyone else, the owners that failed
-    // included (they may only be cut off), drops older copies.
-    const rest = await this.#replication.dropEverywhereBut(new Set(candidates.slice(candidates.indexOf(owner))), key, stored.version)
-    const unreachable = [...new Set([...stored.unreachable, ...rest.unreachable])]
-    return { owner, version: stored.version, expiresAt: stored.expiresAt, unreachable }
+    return this.#replication.writeEverywhere(key, bytes, ttlMs, absent)
   }
 
   /**
@@ -430,17 +359,7 @@ export class Group<T = Buffer> {
     this.#checkKey(key)
     if (this.#membership.closed) throw new ClosedError()
     this.#counters.removes++
-    // The owner first: once it has dropped the value, no peer can fetch the old one again.
-    const owner = this.#membership.ownerAndReplicas(key, 1)[0] ?? this.#membership.self
-    const first = await this.#replication.dropAt(owner, key, undefined)
-    // The others drop what is not newer than the owner's tombstone, so every peer refuses the same
-    // versions whatever its own clock says (unknown if the owner was unreachable: then drop all).
-    const before = first.tombstone === undefined ? undefined : first.tombstone + 1
-    const rest = await this.#replication.dropEverywhereBut(new Set([owner]), key, before)
-    return {
-      acknowledged: [...first.acknowledged, ...rest.acknowledged],
-      unreachable: [...first.unreachable, ...rest.unreachable],
-    }
+    return this.#replication.removeEverywhere(key)
   }
 
   /**
@@ -467,9 +386,9 @@ export class Group<T = Buffer> {
       group: this.name,
       self: this.#membership.self,
       store: this.#store,
-      codec: this.#codec,
-      maxKeyBytes: this.#maxKeyBytes,
-      keepsAbsent: this.#absentTtlMs > 0,
+      codec: this.#s.codec,
+      maxKeyBytes: this.#s.maxKeyBytes,
+      keepsAbsent: this.#s.absentTtlMs > 0,
       holders: (key) => this.#replication.holders(key),
       checkKey: (key) => this.#checkKey(key),
     }
@@ -493,16 +412,16 @@ export class Group<T = Buffer> {
     return { group: this.name, ...this.#counters, inFlight: this.#loads.size + this.#fetches.size, ...this.#store.stats() }
   }
 
+  /** @internal On a graceful close, before leaving: copies the entries this process owns to their holders-to-be. */
+  handOff(holdersAfter: (key: string, count: number) => string[], budget: HandOffBudget): Promise<void> {
+    const source = { group: this.name, store: this.#store, membership: this.#membership, replicas: this.#s.replicas, holdersAfter }
+    return handOff(source, budget)
+  }
+
   /**
    * @internal On close: loads and fetches still under way are told to stop (their ctx.signal aborts),
    * and copies waiting to be retried are dropped. Results that arrive later are cached nowhere.
    */
-  /** @internal On a graceful close, before leaving: copies the entries this process owns to their holders-to-be. */
-  handOff(holdersAfter: (key: string, count: number) => string[], budget: HandOffBudget): Promise<void> {
-    const source = { group: this.name, store: this.#store, membership: this.#membership, replicas: this.#replicas, holdersAfter }
-    return handOff(source, budget)
-  }
-
   close(reason: unknown): void {
     this.#loads.abortAll(reason)
     this.#fetches.abortAll(reason)
@@ -519,13 +438,8 @@ export class Group<T = Buffer> {
   }
 
   #checkKey(key: unknown): asserts key is string {
-    checkKey(this.name, key, this.#maxKeyBytes)
+    checkKey(this.name, key, this.#s.maxKeyBytes)
   }
-}
-
-/** The loader of a group filled by set() alone (absentTtlMs > 0): every miss is an absent value. */
-function noLoader(): undefined {
-  return undefined
 }
 
 /** Past its expiry (an entry kept for the stale grace). */

@@ -5,7 +5,9 @@ import type { Entry } from './cache.js'
 import { type Codec, decodeEntry, ownBytes } from './codec.js'
 import type { CallState } from './flight.js'
 import type { Membership } from './membership.js'
-import type { PutMeta, WireEntry } from './protocol.js'
+import { PeerUnavailableError } from './errors.js'
+import type { SetResult } from './options.js'
+import type { PutMeta, Stored, WireEntry } from './protocol.js'
 import type { Store } from './store.js'
 
 /** A failed replica copy is tried again after this long, in ms, at most this many at a time. */
@@ -29,6 +31,8 @@ export interface ReplicationOptions<T> {
   dropHere(key: string, before: number | undefined): number
   /** Clears the group in this process up to `epoch`; returns the cleared line. */
   clearHere(epoch: number): number
+  /** A set that this process owns: stores it and copies it to the replicas. */
+  storeHere(key: string, bytes: Buffer, ttlMs: number | undefined, absent: boolean): Promise<Stored>
   /** Counts an owner's miss answered by a replica's copy. */
   onReplicaFill(): void
 }
@@ -131,6 +135,51 @@ export class Replication<T> {
   close(): void {
     for (const timer of this.#retries) clearTimeout(timer)
     this.#retries.clear()
+  }
+
+  /**
+   * A set: stored at the key's owner (or, when it cannot be reached, the first replica that can),
+   * which copies it to the replicas after it; then every other member drops its older copies, the
+   * holders that failed included (they may only be cut off). Rejects with the last
+   * PeerUnavailableError when no holder could be reached (then nothing changed).
+   */
+  async writeEverywhere(key: string, bytes: Buffer, ttlMs: number | undefined, absent: boolean): Promise<SetResult> {
+    const { membership, group } = this.#o
+    const holders = this.holders(key)
+    const candidates = holders.length ? holders : [membership.self]
+    let lastError: unknown
+    for (const [i, peer] of candidates.entries()) {
+      let stored: Stored
+      try {
+        stored =
+          peer === membership.self
+            ? await this.#o.storeHere(key, bytes, ttlMs, absent)
+            : await membership.transport.put(peer, group, key, bytes, { replica: false, ttlMs, absent })
+      } catch (err) {
+        if (!(err instanceof PeerUnavailableError)) throw err
+        membership.peerFailed(peer, err)
+        lastError = err
+        continue
+      }
+      const rest = await this.dropEverywhereBut(new Set(candidates.slice(i)), key, stored.version)
+      const unreachable = [...new Set([...stored.unreachable, ...rest.unreachable])]
+      return { owner: peer, version: stored.version, expiresAt: stored.expiresAt, unreachable }
+    }
+    throw lastError
+  }
+
+  /**
+   * A remove: at the owner first (once it has dropped the value, no peer can fetch the old one
+   * again), then every other member drops what is not newer than the owner's tombstone, so every
+   * peer refuses the same versions whatever its own clock says (all, if the owner was unreachable).
+   */
+  async removeEverywhere(key: string): Promise<Reach> {
+    const { membership } = this.#o
+    const owner = membership.ownerAndReplicas(key, 1)[0] ?? membership.self
+    const first = await this.dropAt(owner, key, undefined)
+    const before = first.tombstone === undefined ? undefined : first.tombstone + 1
+    const rest = await this.dropEverywhereBut(new Set([owner]), key, before)
+    return { acknowledged: [...first.acknowledged, ...rest.acknowledged], unreachable: [...first.unreachable, ...rest.unreachable] }
   }
 
   /**
