@@ -3,6 +3,8 @@
 // 'suspect' and 'down'; an active probe confirms a suspicion at once and, while the peer is down,
 // checks it again after a cooldown that doubles on each failed probe. A peer that is not 'up' gets no
 // new requests, so a hung peer costs callers the requests already sent to it, never one timeout per get.
+// Over 300 lines: PeerHealth is one state machine (up, suspect, down, probes, cooldowns); split, its
+// transitions would have to be read across files.
 import { HEALTH_DEFAULTS } from './defaults.js'
 import { InvalidOptionError } from './errors.js'
 import { positive } from './validate.js'

@@ -1,6 +1,8 @@
 // The types a user writes against: the options of a Peer and of its groups (each documented where it
 // is declared, with its unit and default: the values live in defaults.ts), the loader's context,
 // results and stats.
+// Over 300 lines: it is documentation first (every option with its unit and default, where it is
+// declared), as lru-cache does; the code in it is a few lines.
 import type { CacheStats } from './cache.js'
 import type { Codec, CodecName } from './codec.js'
 import type { AuthOptions } from './auth.js'

@@ -1,5 +1,7 @@
 // The Peer is what a user embeds: it owns the groups and wires the parts to them: the membership
 // (ring and failure detection), the HTTP client and the server. The parts never import it.
+// Over 300 lines: it is the whole public surface of a Peer (groups, membership, listen, close, backups,
+// metrics), each method a few lines handing over to its room.
 import type http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import pLimit from 'p-limit'
