@@ -409,7 +409,9 @@ export class Group<T = Buffer> {
   }
 
   stats(): GroupStats {
-    return { group: this.name, ...this.#counters, inFlight: this.#loads.size + this.#fetches.size, ...this.#store.stats() }
+    const { running, queued } = this.#peerLoads.counts
+    const inFlight = this.#loads.size + this.#fetches.size
+    return { group: this.name, ...this.#counters, inFlight, peerLoadsRunning: running, peerLoadsQueued: queued, ...this.#store.stats() }
   }
 
   /** @internal On a graceful close, before leaving: copies the entries this process owns to their holders-to-be. */

@@ -42,6 +42,8 @@ export interface MetricsSource {
   /** Every group now: asked at each scrape, so groups made after registering are covered too. */
   groups(): Iterable<{ stats(): GroupStats }>
   health(): PeerHealthSnapshot[]
+  /** Writes kept for unreachable peers (hinted hand-off), and the bytes of the values they carry. */
+  hints(): { hints: number; bytes: number }
 }
 
 /** `peercache_gets_total`'s sources and the counter each is read from. */
@@ -118,6 +120,17 @@ export function registerMetrics(source: MetricsSource, registry: MetricsRegistry
     gauge('flights', 'Loads and fetches under way now', ['group'], (set) => {
       for (const s of stats()) set({ group: s.group }, s.inFlight)
     }),
+    gauge(
+      'peer_loads',
+      'Origin loads for other peers: running now, and queued for a slot (past the queue, peers are refused)',
+      ['group', 'state'],
+      (set) => {
+        for (const s of stats()) {
+          set({ group: s.group, state: 'running' }, s.peerLoadsRunning)
+          set({ group: s.group, state: 'queued' }, s.peerLoadsQueued)
+        }
+      },
+    ),
     ...cacheMetrics(counter, gauge, stats),
     ...peerMetrics(gauge, counter, source),
   )
@@ -194,6 +207,10 @@ function peerMetrics(gauge: Make, counter: Make, source: MetricsSource): Named[]
     counter('peer_downs_total', 'Times failure detection took the peer down', ['peer'], (inc) => {
       for (const { peer, health } of others()) inc({ peer }, health?.downs ?? 0)
     }),
+    gauge('hints', 'Writes (sets, removes) kept for unreachable peers, waiting to be replayed when they are back', [], (set) => {
+      set({}, source.hints().hints)
+    }),
+    gauge('hint_bytes', 'Bytes of the values that waiting hints carry', [], (set) => set({}, source.hints().bytes)),
   ]
 }
 

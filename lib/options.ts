@@ -482,6 +482,10 @@ export interface GroupStats {
   tooLarge: number
   /** Flights under way now. */
   inFlight: number
+  /** Origin loads running now for other peers (at most maxPeerLoads). */
+  peerLoadsRunning: number
+  /** Origin loads for other peers waiting for a slot (at most maxQueuedPeerLoads; past it, peers are refused). */
+  peerLoadsQueued: number
   /** The main cache (keys owned or replicated here); `expirations` counts entries that expired. */
   main: CacheStats
   /** The hot cache (copies of hot keys owned elsewhere). */
@@ -489,7 +493,9 @@ export interface GroupStats {
 }
 
 /** The counters a group and its parts (owner side, replication) add to; stats() reports them. */
-export type GroupCounters = { -readonly [K in Exclude<keyof GroupStats, 'group' | 'inFlight' | 'main' | 'hot'>]: number }
+export type GroupCounters = {
+  -readonly [K in Exclude<keyof GroupStats, 'group' | 'inFlight' | 'peerLoadsRunning' | 'peerLoadsQueued' | 'main' | 'hot'>]: number
+}
 
 export function zeroCounters(): GroupCounters {
   const names = ['gets', 'mainHits', 'hotHits', 'staleHits', 'loads', 'dedupedLoads', 'peerLoads', 'peerErrors', 'authErrors', 'localLoads']

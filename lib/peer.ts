@@ -17,7 +17,7 @@ import { PeerHealth, type PeerHealthSnapshot } from './health.js'
 import { describe, type Logger, log, loggerOption, logMembership, logPeerState } from './log.js'
 import { Hints } from './hints.js'
 import { Membership } from './membership.js'
-import { type MetricsOptions, type MetricsRegistry, registerMetrics } from './metrics.js'
+import { type MetricsOptions, type MetricsRegistry, type MetricsSource, registerMetrics } from './metrics.js'
 import { type ListenOptions, PEER_OPTION_NAMES, type PeerOptions } from './options.js'
 import { MAX_BATCH_KEYS } from './protocol.js'
 import { createHttpProbe, type HttpProbe } from './probe.js'
@@ -197,7 +197,17 @@ export class Peer {
    */
   registerMetrics(registry: MetricsRegistry, options?: MetricsOptions): () => void {
     if (this.#closing) throw new ClosedError()
-    const unregister = registerMetrics(this, registry, options)
+    const membership = this.#membership
+    const source: MetricsSource = {
+      self: this.self,
+      get peers() {
+        return membership.members()
+      },
+      groups: () => this.groups(),
+      health: () => this.health(),
+      hints: () => membership.hints.size,
+    }
+    const unregister = registerMetrics(source, registry, options)
     this.#unregister.push(unregister)
     return unregister
   }

@@ -23,6 +23,7 @@ const METRICS: Record<string, [type: string, labels: string[]]> = {
   peercache_removes_total: ['counter', ['group']],
   peercache_replica_writes_total: ['counter', ['group']],
   peercache_flights: ['gauge', ['group']],
+  peercache_peer_loads: ['gauge', ['group', 'state']],
   peercache_cache_bytes: ['gauge', ['group', 'cache']],
   peercache_cache_max_bytes: ['gauge', ['group', 'cache']],
   peercache_cache_items: ['gauge', ['group', 'cache']],
@@ -31,6 +32,8 @@ const METRICS: Record<string, [type: string, labels: string[]]> = {
   peercache_members: ['gauge', []],
   peercache_peer_up: ['gauge', ['peer']],
   peercache_peer_downs_total: ['counter', ['peer']],
+  peercache_hints: ['gauge', []],
+  peercache_hint_bytes: ['gauge', []],
 }
 
 /** Reads a registry's values: `get(name, labels)` is the value of the series with exactly those labels (0 if absent). */
@@ -182,6 +185,38 @@ t.test('values after known traffic on a 3-peer cluster', async (t) => {
     after.json.find((m) => m.name === 'peercache_peer_up')?.values.length,
     2,
     'one peer_up series per other member, none for this one',
+  )
+  t.same([after.get('peercache_hints'), after.get('peercache_hint_bytes')], [0, 0], 'no hints yet')
+
+  // A set of a key C replicates, while C is away: A keeps a hint for C's return (a drop of older copies: the key only).
+  const kHint = c.keyOf(0, 2, 'hint')
+  t.same((await a.set(kHint, 'while C is away')).unreachable, [c.urls[2]!])
+  const hinted = await read(registries[0]!)
+  t.equal(hinted.get('peercache_hints'), 1, 'one write waits for C')
+  t.equal(hinted.get('peercache_hint_bytes'), kHint.length, 'the bytes of its key')
+})
+
+t.test('peer loads: running and queued for a slot, while the origin is held', async (t) => {
+  const c = await startGroupCluster(t, 2, { maxPeerLoads: 1 })
+  const registry = new Registry()
+  c.peers[0]!.registerMetrics(registry)
+  const g = { group: GROUP }
+  c.origin.hold()
+  // B asks A (the owner) for two keys: A runs one load for B and queues the other.
+  const asked = Promise.all([c.groups[1]!.get(c.keyOf(0, 1, 'one')), c.groups[1]!.get(c.keyOf(0, 1, 'two'))])
+  await c.origin.started(1)
+  await eventually(() => c.groups[0]!.stats().peerLoadsQueued === 1, 'the second load waits for the slot')
+  const held = await read(registry)
+  t.same(
+    [held.get('peercache_peer_loads', { ...g, state: 'running' }), held.get('peercache_peer_loads', { ...g, state: 'queued' })],
+    [1, 1],
+  )
+  c.origin.release()
+  await asked
+  const done = await read(registry)
+  t.same(
+    [done.get('peercache_peer_loads', { ...g, state: 'running' }), done.get('peercache_peer_loads', { ...g, state: 'queued' })],
+    [0, 0],
   )
 })
 
