@@ -91,7 +91,7 @@ async function startNode(options) {
   // Signed requests between the nodes when they share a secret: nobody else can fill or wipe the cache.
   const secret = process.env.PEERCACHE_SECRET
   const auth = secret ? { secret } : undefined
-  const peer = new Peer({ self: options.self, peers: options.peers, logger: jsonLogger(options.id), auth })
+  const peer = new Peer({ self: options.self, peers: options.peers, logger: jsonLogger(options.id), auth, profiling: true })
   const users = peer.group('users', { maxBytes: options.maxBytes, codec: 'string', load: (id, ctx) => origin.load(id, ctx.signal) })
   const counts = { requests: 0, errors: 0 }
   // Loaded once the node listens: importing prom-client must not delay the node's start.

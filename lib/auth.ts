@@ -146,6 +146,17 @@ export class Auth {
   }
 }
 
+/**
+ * The headers that sign a request with no body to a peer, for a tool of your own: a CPU profile
+ * (`debug/profile`), a signed health check. `fetch(url, { headers: signRequest({ secret }, 'GET', url) })`.
+ * Each call signs once: the peer refuses the same headers a second time (a replay).
+ */
+export function signRequest(options: AuthOptions, method: string, url: string | URL): Record<string, string> {
+  const target = new URL(url)
+  // One signature: no replay memory to speak of.
+  return new Auth({ ...options, maxReplayEntries: 1 }).sign(method, target.pathname + target.search, '')
+}
+
 /** Whether a body read after `check` is the one that was signed. */
 export function bodyMatches(digest: string, body: Uint8Array): boolean {
   return sameDigest(digest, digestOf(body))

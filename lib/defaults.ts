@@ -19,6 +19,7 @@ export const PEER_DEFAULTS = Object.freeze({
   handOffMs: 2000,
   handOffBytes: 64 * 1024 * 1024,
   maxBatchBytes: 8 << 20,
+  profiling: false,
 } as const)
 
 /** Defaults of {@link BackupOptions} (PeerOptions `backup`); the README's table names them `backup.*`. */

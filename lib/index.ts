@@ -30,7 +30,7 @@ export {
   AUTH_DEFAULTS,
 } from './defaults.js'
 export type { BackupRestore } from './backup.js'
-export type { AuthOptions } from './auth.js'
+export { type AuthOptions, signRequest } from './auth.js'
 export type { ServerTlsOptions } from './listen.js'
 export type { CacheStats } from './cache.js'
 export type { Codec, CodecName } from './codec.js'

@@ -163,6 +163,14 @@ export interface PeerSecurityOptions {
    * @default {@link PEER_DEFAULTS}.maxBatchBytes (8 MiB)
    */
   maxBatchBytes?: number
+  /**
+   * Serve CPU profiles and heap snapshots of this process on the peer port, like Go's pprof:
+   * `GET {basePath}debug/profile?seconds=N` (1 to 60, default 10) and `GET {basePath}debug/heap`
+   * (README, "Profiling"). Signed like all peer traffic when `auth` is set; a heap snapshot pauses
+   * the process while it is written, so keep this off where the port is reachable by others.
+   * @default {@link PEER_DEFAULTS}.profiling (false)
+   */
+  profiling?: boolean
 }
 
 /** Every name PeerOptions has: anything else given to `new Peer()` is refused (tsc keeps the two in step). */
@@ -189,6 +197,7 @@ export const PEER_OPTION_NAMES = Object.keys({
   auth: true,
   tls: true,
   maxBatchBytes: true,
+  profiling: true,
 } satisfies Record<keyof PeerOptions, true>)
 
 /** Every name BackupOptions has. */

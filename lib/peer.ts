@@ -24,7 +24,7 @@ import { createHttpProbe, type HttpProbe } from './probe.js'
 import { Ring } from './ring.js'
 import { createPeerServer, warnIfExposed } from './listen.js'
 import { createHandler, type Handler } from './server.js'
-import { definedOnly, integer, knownOptions } from './validate.js'
+import { definedOnly, flag, integer, knownOptions } from './validate.js'
 
 export type { ListenOptions, PeerOptions } from './options.js'
 
@@ -149,6 +149,7 @@ export class Peer {
       auth: this.#auth,
       maxVersionAheadMs,
       maxBatchBytes: integer('maxBatchBytes', o.maxBatchBytes, 1),
+      profiling: flag('profiling', o.profiling),
     })
     this.#backups?.start()
   }

@@ -55,6 +55,7 @@ export type ErrorReason =
   | 'overloaded' // 503 with Retry-After: too many origin loads for peers under way in this group
   | 'misdirected' // 421: a PUT to a peer that is neither the key's owner nor one of its replicas
   | 'retry' // a batch frame only: the answer's byte budget is spent, ask for this key again
+  | 'busy' // 409: a debug profile is being taken already (one at a time)
 
 /**
  * Percent-encodes every byte outside [A-Za-z0-9_~-]. Dots are escaped too, so a key of `.` or `..`

@@ -13,6 +13,7 @@ export const STATUS: Record<ErrorReason, number> = {
   protocol: 400,
   unauthorized: 401,
   'unknown-group': 404,
+  busy: 409,
   misdirected: 421,
   load: 500,
   'invalid-value': 500,

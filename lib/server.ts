@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { AUTH_HEADER, type Auth, EMPTY_DIGEST } from './auth.js'
 import { answerBatch } from './batch-answer.js'
 import { readBody } from './body.js'
+import { answerHeap, answerProfile } from './profile.js'
 import { HEADER, PROTOCOL_VERSION, type PutMeta, type ServedGroup } from './protocol.js'
 import { fail, reasonOf, refuseBody } from './refusals.js'
 import { versionHeader } from './versions.js'
@@ -23,6 +24,8 @@ export interface HandlerOptions {
   maxVersionAheadMs: number
   /** Most bytes of values in one batch answer. */
   maxBatchBytes: number
+  /** Whether `GET {basePath}debug/profile` and `debug/heap` answer (profile.ts); 404 when not. */
+  profiling: boolean
 }
 
 /** A node:http request listener; `next` (Express/Connect style) gets requests outside the base path. */
@@ -78,6 +81,7 @@ function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerR
       res.statusCode = 204
       return void res.end()
     }
+    if (parts.length === 2 && parts[0] === 'debug') return answerDebug(req, res, parts[1]!, options)
     if (parts.length === 1 && parts[0] === 'batch') {
       if (req.method !== 'POST') return notAllowed(res, req.method, 'POST')
       if (options.closing()) return fail(res, 'closing', 'this peer is shutting down')
@@ -115,6 +119,15 @@ function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerR
         return notAllowed(res, req.method, 'GET, HEAD, PUT, DELETE')
     }
   }
+}
+
+/** `GET {basePath}debug/profile?seconds=N` and `GET {basePath}debug/heap`, when profiling is on. */
+function answerDebug(req: IncomingMessage, res: ServerResponse, what: string, options: HandlerOptions): void {
+  if (!options.profiling || (what !== 'profile' && what !== 'heap'))
+    return fail(res, 'bad-request', 'no such debug endpoint (profiles need new Peer({ profiling: true }))', 404)
+  if (req.method !== 'GET') return notAllowed(res, req.method, 'GET')
+  if (what === 'heap') return answerHeap(res)
+  void answerProfile(req, res, options.closing).catch((err) => fail(res, ...reasonOf(err)))
 }
 
 /**

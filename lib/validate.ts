@@ -16,6 +16,12 @@ export function knownOptions(what: string, options: object, known: readonly stri
   }
 }
 
+/** A boolean, or InvalidOptionError naming the option (a string "false" would otherwise turn a feature on). */
+export function flag(option: string, b: unknown): boolean {
+  if (typeof b !== 'boolean') throw new InvalidOptionError(option, `must be true or false, got ${String(b)}`)
+  return b
+}
+
 /** A finite number > 0, or InvalidOptionError naming the option. */
 export function positive(option: string, n: unknown): number {
   if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0)
