@@ -124,10 +124,10 @@ function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerR
 /** `GET {basePath}debug/profile?seconds=N` and `GET {basePath}debug/heap`, when profiling is on. */
 function answerDebug(req: IncomingMessage, res: ServerResponse, what: string, options: HandlerOptions): void {
   if (!options.profiling || (what !== 'profile' && what !== 'heap'))
-    return fail(res, 'bad-request', 'no such debug endpoint (profiles need new Peer({ profiling: true }))', 404)
-  if (req.method !== 'GET') return notAllowed(res, req.method, 'GET')
-  if (what === 'heap') return answerHeap(res)
-  void answerProfile(req, res, options.closing).catch((err) => fail(res, ...reasonOf(err)))
+    fail(res, 'bad-request', 'no such debug endpoint (profiles need new Peer({ profiling: true }))', 404)
+  else if (req.method !== 'GET') notAllowed(res, req.method, 'GET')
+  else if (what === 'heap') answerHeap(res)
+  else void answerProfile(req, res, options.closing).catch((err) => fail(res, ...reasonOf(err)))
 }
 
 /**
