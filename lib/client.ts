@@ -6,7 +6,7 @@
 import { Pool } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Auth } from './auth.js'
-import { InvalidValueError, LoadError, LoadTimeoutError, PeerUnavailableError } from './errors.js'
+import { ConflictError, InvalidValueError, LoadError, LoadTimeoutError, PeerUnavailableError } from './errors.js'
 import { type BatchItem, type Frame, FrameParser, encodeBatch } from './frames.js'
 import type { ClientTlsOptions } from './options.js'
 import { HEADER, PROTOCOL_VERSION, type PeerTransport, type PutMeta, type Stored, type WireEntry, keyPath } from './protocol.js'
@@ -208,14 +208,19 @@ export class PeerClient implements PeerTransport {
       headers[HEADER.replica] = '1'
       headers[HEADER.version] = String(m.version)
       if (m.expiresAt !== 0) headers[HEADER.expires] = String(m.expiresAt)
-    } else if (m.ttlMs !== undefined) {
-      headers[HEADER.ttl] = String(m.ttlMs)
+    } else {
+      if (m.ttlMs !== undefined) headers[HEADER.ttl] = String(m.ttlMs)
+      if (m.condition) headers[HEADER.ifVersion] = 'ifAbsent' in m.condition ? 'absent' : String(m.condition.ifVersion)
     }
     if (m.absent) headers[HEADER.absent] = '1'
     // A replica only stores: it answers within peerTimeoutMs or is taken for down. A set waits for
     // the owner, which may itself wait up to peerTimeoutMs for its replicas.
     const timeout = m.replica ? this.#options.peerTimeoutMs : this.#options.fetchTimeoutMs
     const a = await this.#request(peer, 'PUT', group, key, headers, timeout, bytes)
+    if (a.statusCode === 409 && a.headers[HEADER.error] === 'conflict' && !m.replica && m.condition) {
+      const current = a.headers[HEADER.version]
+      throw new ConflictError(group, key, typeof current === 'string' ? this.#meta(peer, a.headers).version : undefined, m.condition)
+    }
     if (a.statusCode !== 204 && a.statusCode !== 200) throw answerError(peer, group, key, a)
     const unreachable = a.headers[HEADER.unreachable]
     return { ...this.#meta(peer, a.headers), unreachable: typeof unreachable === 'string' && unreachable ? unreachable.split(',') : [] }

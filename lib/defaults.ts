@@ -54,6 +54,11 @@ export const GROUP_DEFAULTS = Object.freeze({
   maxQueuedPeerLoads: 256,
 } as const)
 
+/** Defaults of {@link UpdateOptions} (`group.update()`); the README's table names them `update.*`. */
+export const UPDATE_DEFAULTS = Object.freeze({
+  retries: 50,
+} as const)
+
 /** Defaults of {@link AuthOptions} (signed requests between peers). */
 export const AUTH_DEFAULTS = Object.freeze({
   maxSkewMs: 5000,

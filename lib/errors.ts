@@ -6,6 +6,8 @@
 // TypeError`, as a bad argument is in Node's own APIs: a class cannot extend both, so they extend
 // TypeError and carry a brand that PeercacheError's `instanceof` recognises.
 
+import type { WriteCondition } from './protocol.js'
+
 const brand = Symbol.for('peercache.error')
 
 /** Base class of every error peercache throws or rejects with (see above for the input errors). */
@@ -171,6 +173,24 @@ export class SnapshotError extends PeercacheError {
     options?: { cause?: unknown },
   ) {
     super(`peercache: group "${group}": cannot restore the snapshot: ${reason}`, options)
+  }
+}
+
+/**
+ * A conditional set (`ifVersion`, `ifAbsent`, and so `update`) found another version at the key's
+ * owner: nothing was written. `currentVersion` is the owner's version then (undefined: it held none).
+ */
+export class ConflictError extends PeercacheError {
+  override readonly code = 'PEERCACHE_ERR_CONFLICT'
+  constructor(
+    readonly group: string,
+    readonly key: string,
+    readonly currentVersion: number | undefined,
+    condition: WriteCondition,
+  ) {
+    const expected = 'ifAbsent' in condition ? 'no value' : `version ${condition.ifVersion}`
+    const held = currentVersion === undefined ? 'none' : `version ${currentVersion}`
+    super(`peercache: group "${group}", key ${describeKey(key)}: conflict: the set expected ${expected}, the owner holds ${held}`)
   }
 }
 

@@ -2,12 +2,12 @@
 // in call order: get → lookupCaches → loadOnce → fetchFromOwner (another peer owns the key) or
 // loadHere (this one does, or no holder answered) → loadFromOrigin → keep; then set and remove.
 // A group's answers to other peers are in owner.ts, its copies on replicas in replication.ts.
-// Longer than the other files (about 430 lines) because it is a group's whole public surface: the
+// Longer than the other files (about 490 lines) because it is a group's whole public surface: the
 // get path in call order (the part to read), then set, remove, snapshots, clear, stats and close,
 // each a few lines handing over to its own room (replication, snapshot, handoff; options in group-settings).
 import { type Entry, entrySize } from './cache.js'
 import { absentEntry, decodeEntry, encodeValue, ownBytes } from './codec.js'
-import { ClosedError, InvalidValueError, LoadError, LoadTimeoutError, PeerUnavailableError } from './errors.js'
+import { ClosedError, ConflictError, InvalidValueError, LoadError, LoadTimeoutError, PeerUnavailableError } from './errors.js'
 import { type CallState, Flight } from './flight.js'
 import { Hotness } from './hotness.js'
 import { LoadLimiter } from './overload.js'
@@ -25,6 +25,8 @@ import type {
   SetResult,
   SnapshotOptions,
   SnapshotResult,
+  UpdateOptions,
+  VersionedValue,
 } from './options.js'
 import { zeroCounters } from './options.js'
 import { expiry, OwnerSide } from './owner.js'
@@ -34,6 +36,7 @@ import { type GroupSettings, groupSettings, noLoader } from './group-settings.js
 import { Replication } from './replication.js'
 import { restoreSnapshot, type SnapshotTarget, writeSnapshot } from './snapshot.js'
 import { Store } from './store.js'
+import { type UpdateTarget, Updates, writeCondition } from './atomic.js'
 import { loadChannel } from './tracing.js'
 import { checkKey, nonNegative } from './validate.js'
 
@@ -59,6 +62,8 @@ export class Group<T = Buffer> {
   readonly #counters: GroupCounters = zeroCounters()
   /** Origin loads started for other peers' requests: bounded, so a burst of batches cannot flood the origin. */
   readonly #peerLoads: LoadLimiter
+  readonly #updates = new Updates<T>()
+  readonly #updateTarget: UpdateTarget<T>
 
   /** Groups are made by `peer.group()`, not by this constructor. */
   constructor(name: string, options: GroupOptions<T>, membership: Membership) {
@@ -76,7 +81,7 @@ export class Group<T = Buffer> {
       replicas: settings.replicas,
       dropHere: (key, before) => this.ownerSide.drop(key, before),
       clearHere: (epoch) => this.ownerSide.clear(epoch),
-      storeHere: (key, bytes, ttlMs, absent) => this.ownerSide.storeAsOwner(key, bytes, ttlMs, absent),
+      storeHere: (key, bytes, ttlMs, absent, condition) => this.ownerSide.storeAsOwner(key, bytes, ttlMs, absent, condition),
       onReplicaFill: () => this.#counters.replicaFills++,
     })
     this.ownerSide = new OwnerSide<T>({
@@ -95,6 +100,8 @@ export class Group<T = Buffer> {
       holds: (key, extra) => membership.holds(key, settings.replicas + extra),
       limiter: this.#peerLoads,
     })
+    const [getEntry, set] = [this.getEntry.bind(this), this.set.bind(this)]
+    this.#updateTarget = { name, getEntry, set, counters: this.#counters }
   }
 
   /** The value for `key`: from a cache, the key's owner or a replica, or the origin. */
@@ -335,10 +342,13 @@ export class Group<T = Buffer> {
    * dropped its older copy or could not be reached (named in `unreachable`); rejects with
    * PeerUnavailableError when neither the owner nor a replica could be reached (then nothing changed).
    * With absentTtlMs, `undefined` stores an absent value (kept for absentTtlMs unless `ttlMs` is given).
+   * With `ifVersion` or `ifAbsent`, a compare-and-set: rejects with ConflictError (nothing changed)
+   * unless the owner holds that version (or none); README, "Events and atomic updates".
    */
   async set(key: string, value: T, options?: SetOptions): Promise<SetResult> {
     this.#checkKey(key)
     const ttlMs = options?.ttlMs === undefined ? undefined : nonNegative('ttlMs', options.ttlMs)
+    const condition = writeCondition(this.name, key, options)
     const absent = value === undefined && this.#s.absentTtlMs > 0
     const bytes = absent ? Buffer.alloc(0) : ownBytes(encodeValue(this.#s.codec, this.name, key, value, 'set'))
     const maxValueBytes = this.ownerSide.maxValueBytes
@@ -348,7 +358,36 @@ export class Group<T = Buffer> {
     }
     if (this.#membership.closed) throw new ClosedError()
     this.#counters.sets++
-    return this.#replication.writeEverywhere(key, bytes, ttlMs, absent)
+    try {
+      return await this.#replication.writeEverywhere(key, bytes, ttlMs, absent, condition)
+    } catch (err) {
+      if (err instanceof ConflictError) this.#counters.conflicts++
+      throw err
+    }
+  }
+
+  /**
+   * The key's value with its owner's version and expiry, for `set(..., { ifVersion })`; undefined when
+   * it has none (an absent value). Read from the owner (loading there on a miss), not from copies here.
+   */
+  async getEntry(key: string): Promise<VersionedValue<T> | undefined> {
+    this.#checkKey(key)
+    if (this.#membership.closed) throw new ClosedError()
+    const holders = this.#replication.holders(key)
+    const mine = holders.length === 0 || holders[0] === this.#membership.self
+    const held = mine ? this.#store.fresh(key) : undefined
+    const entry = held ?? (await (mine ? this.#loadHere(key, undefined) : this.#fetchOnce(holders, key, undefined)))
+    return entry.absent ? undefined : { value: entry.value, version: entry.version, expiresAt: entry.expiresAt }
+  }
+
+  /**
+   * Read-modify-write: `fn(current value or undefined)`, written only if nobody wrote the key
+   * meanwhile (ifVersion / ifAbsent), else read again and retried up to `retries` times. Resolves with
+   * the value written. One key only: there are no multi-key transactions.
+   */
+  async update(key: string, fn: (value: T | undefined) => T | Promise<T>, options?: UpdateOptions): Promise<T> {
+    this.#checkKey(key)
+    return this.#updates.run(this.#updateTarget, key, fn, options)
   }
 
   /**

@@ -17,6 +17,8 @@ export type {
   SnapshotResult,
   RestoreResult,
   ClientTlsOptions,
+  UpdateOptions,
+  VersionedValue,
 } from './options.js'
 export { SNAPSHOT_FORMAT } from './snapshot-format.js'
 export {
@@ -28,6 +30,7 @@ export {
   BACKUP_DEFAULTS,
   HINTS_DEFAULTS,
   AUTH_DEFAULTS,
+  UPDATE_DEFAULTS,
 } from './defaults.js'
 export type { BackupRestore } from './backup.js'
 export { type AuthOptions, signRequest } from './auth.js'
@@ -53,4 +56,5 @@ export {
   ClosedError,
   AbortError,
   SnapshotError,
+  ConflictError,
 } from './errors.js'

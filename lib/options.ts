@@ -6,7 +6,7 @@
 import type { CacheStats } from './cache.js'
 import type { Codec, CodecName } from './codec.js'
 import type { AuthOptions } from './auth.js'
-import type { BACKUP_DEFAULTS, GROUP_DEFAULTS, HINTS_DEFAULTS, LISTEN_DEFAULTS, PEER_DEFAULTS } from './defaults.js'
+import type { BACKUP_DEFAULTS, GROUP_DEFAULTS, HINTS_DEFAULTS, LISTEN_DEFAULTS, PEER_DEFAULTS, UPDATE_DEFAULTS } from './defaults.js'
 import type { HealthReason, PeerState } from './health.js'
 import type { Logger } from './log.js'
 import type { ServeOptions } from './listen.js'
@@ -369,6 +369,34 @@ export interface GetOptions {
 export interface SetOptions {
   /** Time to live in ms, counted by the owner from when it stores the value. Default: the group's `ttlMs`. */
   ttlMs?: number
+  /**
+   * Compare-and-set: store only if the key's owner holds this version (from `getEntry`), else reject
+   * with ConflictError and change nothing. Decided at the owner, atomically with other writes of the key.
+   */
+  ifVersion?: number
+  /** Store only if the key's owner holds no value for it (none cached, or an absent value), else ConflictError. */
+  ifAbsent?: boolean
+}
+
+/** What `getEntry` reads from the key's owner: the value with the version to pass to `set(..., { ifVersion })`. */
+export interface VersionedValue<T> {
+  value: T
+  /** The owner's version of the value. */
+  version: number
+  /** Absolute expiry, ms since the epoch; 0: never. */
+  expiresAt: number
+}
+
+export interface UpdateOptions {
+  /**
+   * How many times a conflict (another write of the key between the read and the write) is retried,
+   * with a random pause of up to 2^attempt ms (at most 100 ms) before each; past it, the last
+   * ConflictError rejects.
+   * @default {@link UPDATE_DEFAULTS}.retries (50)
+   */
+  retries?: number
+  /** Time to live of the written value in ms. Default: the group's `ttlMs`. */
+  ttlMs?: number
 }
 
 export interface SetResult {
@@ -489,6 +517,12 @@ export interface GroupStats {
   serverErrors: number
   /** Values the origin gave that are larger than the group can cache: each get of such a key loads it again. */
   tooLarge: number
+  /** Conditional sets (ifVersion, ifAbsent) made here that the owner refused with ConflictError, update()'s included. */
+  conflicts: number
+  /** Calls to update() that wrote their value. */
+  updates: number
+  /** Conflicts update() retried (a fresh read and write each). */
+  updateRetries: number
   /** Flights under way now. */
   inFlight: number
   /** Origin loads running now for other peers (at most maxPeerLoads). */
@@ -520,6 +554,9 @@ export function zeroCounters(): GroupCounters {
     'staleIfErrorHits',
     'loadTimeouts',
     'clears',
+    'conflicts',
+    'updates',
+    'updateRetries',
   )
   names.push('peerGets', 'replicaGets', 'loadGets', 'failedGets', 'dedupedGets', 'serverMisses', 'serverErrors')
   return Object.fromEntries(names.map((n) => [n, 0])) as GroupCounters

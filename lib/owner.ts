@@ -4,11 +4,11 @@
 // owner or a copy as a replica; drop copies.
 import type { Entry } from './cache.js'
 import { absentEntry, type Codec, decodeEntry, ownBytes } from './codec.js'
-import { InvalidValueError, PeercacheError } from './errors.js'
+import { ConflictError, InvalidValueError, PeercacheError } from './errors.js'
 import type { Flight } from './flight.js'
 import { type LoadLimiter, OverloadedError } from './overload.js'
 import type { GroupCounters } from './options.js'
-import type { PutMeta, ServedGroup, Stored } from './protocol.js'
+import type { PutMeta, ServedGroup, Stored, WriteCondition } from './protocol.js'
 import type { Replication } from './replication.js'
 import type { Store } from './store.js'
 
@@ -86,7 +86,7 @@ export class OwnerSide<T> implements ServedGroup {
     const bytes = ownBytes(body) // a request body may be a slice of a shared pool
     const absent = meta.absent === true
     if (absent) this.#acceptsAbsent(key)
-    if (!meta.replica) return this.storeAsOwner(key, bytes, meta.ttlMs, absent)
+    if (!meta.replica) return this.storeAsOwner(key, bytes, meta.ttlMs, absent, meta.condition)
     this.#o.counters.replicaWrites++
     const { group, codec, store } = this.#o
     store.put(key, decodeEntry(codec, group, key, { bytes, expiresAt: meta.expiresAt, version: meta.version, absent }), 'main')
@@ -96,16 +96,27 @@ export class OwnerSide<T> implements ServedGroup {
   /**
    * A set arriving at the owner: newer than anything loading, so those loads must not be cached.
    * Resolves once the replicas have the value too (or could not be reached within peerTimeoutMs),
-   * so that no replica answers with the old value after the set resolved.
+   * so that no replica answers with the old value after the set resolved. A `condition` is checked
+   * against the entry held here and the new one stored in the same synchronous stretch (keep()
+   * stores before its first await), so no other write of the key can come between the two.
    */
-  async storeAsOwner(key: string, bytes: Buffer, ttlMs: number | undefined, absent = false): Promise<Stored> {
+  async storeAsOwner(key: string, bytes: Buffer, ttlMs: number | undefined, absent = false, condition?: WriteCondition): Promise<Stored> {
     const { group, codec, store } = this.#o
+    if (condition !== undefined) this.#check(key, condition)
     const expiresAt = expiry(ttlMs ?? (absent ? this.#o.absentTtlMs : this.#o.ttlMs))
     const version = store.nextVersion()
     const entry = absent ? absentEntry<T>(expiresAt, version) : decodeEntry(codec, group, key, { bytes, expiresAt, version })
     this.#forgetFlights(key)
     const unreachable = await this.#o.replication.keep(key, entry)
     return { version: entry.version, expiresAt: entry.expiresAt, unreachable }
+  }
+
+  /** Throws ConflictError unless the fresh entry held for `key` is the one `condition` names (an absent value counts as none). */
+  #check(key: string, condition: WriteCondition): void {
+    const held = this.#o.store.fresh(key)
+    const current = held === undefined || held.absent ? undefined : held.version
+    if ('ifAbsent' in condition ? current === undefined : current === condition.ifVersion) return
+    throw new ConflictError(this.#o.group, key, current, condition)
   }
 
   /** A peer's DELETE (and a local remove): drop copies and stop flights from caching older values. */

@@ -37,6 +37,11 @@ export const HEADER = {
    * body is empty): it is cached and copied like a value. Only groups with absentTtlMs make them.
    */
   absent: 'x-peercache-absent',
+  /**
+   * PUT of a set: a compare-and-set, decided by the owner: the decimal version it must hold, or
+   * `absent` for none. A 409 `conflict` answer names the owner's version in x-peercache-version.
+   */
+  ifVersion: 'x-peercache-if-version',
   /** Error response: one of ErrorReason. */
   error: 'x-peercache-error',
 } as const
@@ -54,6 +59,7 @@ export type ErrorReason =
   | 'unauthorized' // 401: the request is not signed with a secret this peer accepts (or is stale or replayed)
   | 'overloaded' // 503 with Retry-After: too many origin loads for peers under way in this group
   | 'misdirected' // 421: a PUT to a peer that is neither the key's owner nor one of its replicas
+  | 'conflict' // 409: a conditional set found another version at the owner (nothing written)
   | 'retry' // a batch frame only: the answer's byte budget is spent, ask for this key again
   | 'busy' // 409: a debug profile is being taken already (one at a time)
 
@@ -92,9 +98,12 @@ export interface Stored {
   unreachable: string[]
 }
 
+/** A set's condition, checked by the owner against the version it holds: this version, or none at all. */
+export type WriteCondition = { ifVersion: number } | { ifAbsent: true }
+
 /** What a PUT carries besides the bytes. */
 export type PutMeta = (
-  | { replica: false; ttlMs: number | undefined } // a set(): the receiver is the owner and decides version and expiry
+  | { replica: false; ttlMs: number | undefined; condition?: WriteCondition } // a set(): the receiver is the owner and decides version and expiry
   | { replica: true; version: number; expiresAt: number } // the owner copying a value to a replica
 ) & { absent?: boolean } // the value is an absent one (the bytes are empty)
 

@@ -2,7 +2,7 @@
 // message, never a stack. Shared by the routes (server.ts) and batch answers (batch-answer.ts).
 import type { ServerResponse } from 'node:http'
 import { BodyRejected } from './body.js'
-import { InvalidKeyError, InvalidValueError, LoadError, LoadTimeoutError } from './errors.js'
+import { ConflictError, InvalidKeyError, InvalidValueError, LoadError, LoadTimeoutError } from './errors.js'
 import { encodeFrame } from './frames.js'
 import { OverloadedError } from './overload.js'
 import { MisdirectedError } from './owner.js'
@@ -15,6 +15,7 @@ export const STATUS: Record<ErrorReason, number> = {
   'unknown-group': 404,
   busy: 409,
   misdirected: 421,
+  conflict: 409,
   load: 500,
   'invalid-value': 500,
   internal: 500,
@@ -35,6 +36,7 @@ export function reasonOf(err: unknown): [ErrorReason, string] {
   if (err instanceof InvalidKeyError) return ['bad-request', err.message]
   if (err instanceof OverloadedError) return ['overloaded', err.message]
   if (err instanceof MisdirectedError) return ['misdirected', err.message]
+  if (err instanceof ConflictError) return ['conflict', err.message]
   return ['internal', String((err as Error)?.message ?? err).slice(0, MAX_MESSAGE_CHARS)]
 }
 

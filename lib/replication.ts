@@ -7,7 +7,7 @@ import type { CallState } from './flight.js'
 import type { Membership } from './membership.js'
 import { PeerUnavailableError } from './errors.js'
 import type { SetResult } from './options.js'
-import type { PutMeta, Stored, WireEntry } from './protocol.js'
+import type { PutMeta, Stored, WireEntry, WriteCondition } from './protocol.js'
 import type { Store } from './store.js'
 
 /** A failed replica copy is tried again after this long, in ms, at most this many at a time. */
@@ -31,8 +31,8 @@ export interface ReplicationOptions<T> {
   dropHere(key: string, before: number | undefined): number
   /** Clears the group in this process up to `epoch`; returns the cleared line. */
   clearHere(epoch: number): number
-  /** A set that this process owns: stores it and copies it to the replicas. */
-  storeHere(key: string, bytes: Buffer, ttlMs: number | undefined, absent: boolean): Promise<Stored>
+  /** A set that this process owns: stores it (if `condition` holds) and copies it to the replicas. */
+  storeHere(key: string, bytes: Buffer, ttlMs: number | undefined, absent: boolean, condition: WriteCondition | undefined): Promise<Stored>
   /** Counts an owner's miss answered by a replica's copy. */
   onReplicaFill(): void
 }
@@ -141,9 +141,16 @@ export class Replication<T> {
    * A set: stored at the key's owner (or, when it cannot be reached, the first replica that can),
    * which copies it to the replicas after it; then every other member drops its older copies, the
    * holders that failed included (they may only be cut off). Rejects with the last
-   * PeerUnavailableError when no holder could be reached (then nothing changed).
+   * PeerUnavailableError when no holder could be reached (then nothing changed), with ConflictError
+   * when the holder that answered refused the `condition` (nothing changed either).
    */
-  async writeEverywhere(key: string, bytes: Buffer, ttlMs: number | undefined, absent: boolean): Promise<SetResult> {
+  async writeEverywhere(
+    key: string,
+    bytes: Buffer,
+    ttlMs: number | undefined,
+    absent: boolean,
+    condition?: WriteCondition,
+  ): Promise<SetResult> {
     const { membership, group } = this.#o
     const holders = this.holders(key)
     const candidates = holders.length ? holders : [membership.self]
@@ -153,8 +160,8 @@ export class Replication<T> {
       try {
         stored =
           peer === membership.self
-            ? await this.#o.storeHere(key, bytes, ttlMs, absent)
-            : await membership.transport.put(peer, group, key, bytes, { replica: false, ttlMs, absent })
+            ? await this.#o.storeHere(key, bytes, ttlMs, absent, condition)
+            : await membership.transport.put(peer, group, key, bytes, { replica: false, ttlMs, absent, condition })
       } catch (err) {
         if (!(err instanceof PeerUnavailableError)) throw err
         membership.peerFailed(peer, err)

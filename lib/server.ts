@@ -5,8 +5,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { AUTH_HEADER, type Auth, EMPTY_DIGEST } from './auth.js'
 import { answerBatch } from './batch-answer.js'
 import { readBody } from './body.js'
+import { ConflictError } from './errors.js'
 import { answerHeap, answerProfile } from './profile.js'
-import { HEADER, PROTOCOL_VERSION, type PutMeta, type ServedGroup } from './protocol.js'
+import { HEADER, PROTOCOL_VERSION, type PutMeta, type ServedGroup, type WriteCondition } from './protocol.js'
 import { fail, reasonOf, refuseBody } from './refusals.js'
 import { versionHeader } from './versions.js'
 
@@ -186,7 +187,8 @@ async function answerPut(
   const version = versionHeader(h[HEADER.version], maxVersionAheadMs)
   const expiresAt = optionalInteger(h[HEADER.expires])
   const ttlMs = optionalInteger(h[HEADER.ttl])
-  if (version === null || expiresAt === null || ttlMs === null || (replica && version === undefined)) {
+  const condition = writeCondition(h[HEADER.ifVersion], maxVersionAheadMs)
+  if (version === null || expiresAt === null || ttlMs === null || condition === null || (replica && version === undefined)) {
     res.setHeader('connection', 'close') // the body is not read
     return fail(res, 'bad-request', 'bad or missing metadata headers (a version is a safe integer not ahead of this clock)')
   }
@@ -199,7 +201,7 @@ async function answerPut(
   try {
     const meta: PutMeta = replica
       ? { replica: true, version: version!, expiresAt: expiresAt ?? 0, absent }
-      : { replica: false, ttlMs, absent }
+      : { replica: false, ttlMs, absent, condition }
     const stored = await group.put(key, body, meta)
     res.statusCode = 204
     res.setHeader(HEADER.protocol, String(PROTOCOL_VERSION))
@@ -208,8 +210,16 @@ async function answerPut(
     if (stored.unreachable.length > 0) res.setHeader(HEADER.unreachable, stored.unreachable.join(','))
     res.end()
   } catch (err) {
+    if (err instanceof ConflictError && err.currentVersion !== undefined) res.setHeader(HEADER.version, String(err.currentVersion))
     fail(res, ...reasonOf(err))
   }
+}
+
+/** A set's x-peercache-if-version: undefined when absent, `absent` or a plausible version, null otherwise (400). */
+function writeCondition(value: string | string[] | undefined, maxVersionAheadMs: number): WriteCondition | undefined | null {
+  if (value === 'absent') return { ifAbsent: true }
+  const version = versionHeader(value, maxVersionAheadMs)
+  return version === undefined || version === null ? version : { ifVersion: version }
 }
 
 /** A header of ms (an expiry, a time to live): undefined when absent, null unless decimal digits of a safe integer. */

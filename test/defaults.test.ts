@@ -7,7 +7,12 @@ import * as api from '../lib/index.js'
 /** Every defaults object the package exports: one added later is checked without being listed here. */
 const OBJECTS = Object.fromEntries(Object.entries(api).filter(([name]) => name.endsWith('_DEFAULTS'))) as Record<string, object>
 /** Options nested under a PeerOptions field are named with it in the table (`backup.intervalMs`, `auth.maxSkewMs`). */
-const PREFIX: Record<string, string> = { BACKUP_DEFAULTS: 'backup.', HINTS_DEFAULTS: 'hints.', AUTH_DEFAULTS: 'auth.' }
+const PREFIX: Record<string, string> = {
+  BACKUP_DEFAULTS: 'backup.',
+  HINTS_DEFAULTS: 'hints.',
+  AUTH_DEFAULTS: 'auth.',
+  UPDATE_DEFAULTS: 'update.',
+}
 
 /** The README's Defaults table as option → the literal in its default column. */
 function readmeDefaults(): Map<string, string> {

@@ -19,6 +19,7 @@ const samples: Record<string, Error> = {
   AbortError: new api.AbortError(),
   DiscoveryError: new api.DiscoveryError('peers.local', 'empty', 'no records'),
   SnapshotError: new api.SnapshotError('g', 'bad magic'),
+  ConflictError: new api.ConflictError('g', 'k', 1764545000000000, { ifVersion: 1764544000000000 }),
 }
 
 t.test('every exported error class is instanceof PeercacheError and has a stable code', async (t) => {
@@ -49,6 +50,7 @@ t.test('input errors are TypeErrors as well; the others are not', async (t) => {
     'AbortError',
     'DiscoveryError',
     'SnapshotError',
+    'ConflictError',
   ]) {
     t.notOk(samples[name] instanceof TypeError, `${name} is not a TypeError`)
   }
