@@ -1,11 +1,12 @@
 // The demo's live terminal view as a user sees it: run in a real 120x30 tmux pane and read back with
 // capture-pane (the redraw must leave nothing behind), and piped (one frame per second, none twice).
 import t from 'tap'
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ensureDebianCommand } from './helpers/debian.js'
+import { runToEnd } from './helpers/script.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const CLUSTER = path.join(ROOT, 'demo', 'cluster.mjs')
@@ -69,7 +70,12 @@ t.test(
 )
 
 t.test('piped, the view prints one frame per second of the run, none twice, each with every node', async (t) => {
-  const { code, stdout, stderr } = await runPiped(['--nodes', '2', '--duration', '5', '--rate', '100', '--no-chaos', '--no-web'])
+  const { code, stdout, stderr } = await runToEnd(
+    t,
+    CLUSTER,
+    ['--nodes', '2', '--duration', '5', '--rate', '100', '--no-chaos', '--no-web'],
+    { cwd: ROOT, hangMs: HANG_MS },
+  )
   t.equal(code, 0, 'the demo exits with 0', { stdout: stdout.slice(-2000), stderr: stderr.slice(-2000) })
   // A frame: its title line and the lines under it, up to a blank line.
   const frames = stdout.split('\n\n').flatMap((block) => {
@@ -87,28 +93,3 @@ t.test('piped, the view prints one frame per second of the run, none twice, each
   const incomplete = frames.filter((f) => count(f, /^n1\s/) !== 1 || count(f, /^n2\s/) !== 1 || count(f, /^all\s/) !== 1)
   t.same(incomplete, [], 'every frame has a row for each node and one for all')
 })
-
-const children = new Set<ChildProcess>()
-t.teardown(() => {
-  for (const c of children) c.kill('SIGKILL')
-})
-
-function runPiped(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLUSTER, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    children.add(child)
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`demo ${args.join(' ')} still running after ${HANG_MS} ms`))
-    }, HANG_MS)
-    child.on('exit', (code) => {
-      clearTimeout(timer)
-      children.delete(child)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}

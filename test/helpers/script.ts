@@ -68,3 +68,35 @@ export function startScript<Line = string>(t: Teardown, script: string, options:
     },
   }
 }
+
+/** A script run to its end: its exit code and whole output. */
+export interface ScriptRun {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/**
+ * Runs a Node script to its end with its output captured (from `cwd`); killed at teardown if it is
+ * still running, and rejected after `hangMs` (it did hang) with what it wrote to stderr.
+ */
+export function runToEnd(t: Teardown, script: string, args: string[], options: { cwd: string; hangMs: number }): Promise<ScriptRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...args], { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    t.teardown(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`${script} ${args.join(' ')} still running after ${options.hangMs} ms\n${stderr.slice(-4000)}`))
+    }, options.hangMs)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
