@@ -6,6 +6,8 @@
 /** Defaults of {@link PeerOptions}. */
 export const PEER_DEFAULTS = Object.freeze({
   basePath: '/_peercache/',
+  awaitPeers: false,
+  readyTimeoutMs: 5000,
   vnodes: 500,
   peerTimeoutMs: 1000,
   fetchTimeoutMs: 5000,

@@ -144,6 +144,8 @@ export class Group<T = Buffer> {
     this.#checkKey(key)
     if (counted) this.#counters.gets++
     try {
+      // Before the membership is known this process would think itself alone and load the key itself.
+      if (!this.#membership.readiness.ready) await this.#membership.readiness.untilReady()
       if (this.#membership.closed) throw new ClosedError()
       const holders = this.#replication.holders(key)
       const mine = holders[0] === this.#membership.self || holders.length === 0
@@ -356,6 +358,7 @@ export class Group<T = Buffer> {
       const reason = `the value (${bytes.byteLength} bytes) is larger than the group can cache (${maxValueBytes} bytes with the key and bookkeeping)`
       throw new InvalidValueError(this.name, key, reason)
     }
+    if (!this.#membership.readiness.ready) await this.#membership.readiness.untilReady()
     if (this.#membership.closed) throw new ClosedError()
     this.#counters.sets++
     try {
@@ -396,6 +399,7 @@ export class Group<T = Buffer> {
    */
   async remove(key: string): Promise<RemoveResult> {
     this.#checkKey(key)
+    if (!this.#membership.readiness.ready) await this.#membership.readiness.untilReady()
     if (this.#membership.closed) throw new ClosedError()
     this.#counters.removes++
     return this.#replication.removeEverywhere(key)
@@ -442,6 +446,7 @@ export class Group<T = Buffer> {
    * reached (they keep their entries until they expire or are evicted).
    */
   async clear(): Promise<RemoveResult> {
+    if (!this.#membership.readiness.ready) await this.#membership.readiness.untilReady()
     if (this.#membership.closed) throw new ClosedError()
     this.#counters.clears++
     return this.#replication.clearEverywhere(this.#store.nextVersion())

@@ -6,6 +6,7 @@ import { PeerUnavailableError } from './errors.js'
 import type { PeerHealth } from './health.js'
 import type { Hint, Hints } from './hints.js'
 import type { PeerTransport } from './protocol.js'
+import type { Readiness } from './readiness.js'
 import { Ring } from './ring.js'
 
 export class Membership {
@@ -18,12 +19,23 @@ export class Membership {
   closed = false
   /** Writes that peers missed, replayed when they are seen up again. */
   readonly hints: Hints
+  /** Whether the membership is known yet: gets, sets and removes that need the ring wait for it (bounded). */
+  readonly readiness: Readiness
   #ring: Ring
   readonly #health: PeerHealth
   readonly #skip: (peer: string) => boolean
 
-  constructor(options: { self: string; ring: Ring; health: PeerHealth; transport: PeerTransport; limit: LimitFunction; hints: Hints }) {
+  constructor(options: {
+    self: string
+    ring: Ring
+    health: PeerHealth
+    transport: PeerTransport
+    limit: LimitFunction
+    hints: Hints
+    readiness: Readiness
+  }) {
     this.hints = options.hints
+    this.readiness = options.readiness
     this.self = options.self
     this.#ring = options.ring
     this.#health = options.health

@@ -23,6 +23,25 @@ export interface PeerOptions extends PeerSecurityOptions {
    */
   peers?: readonly string[]
   /**
+   * The membership comes later, from `setPeers()` (DNS discovery: `discover()` or `DnsDiscovery`),
+   * not from `peers`. This peer is ready once the first `setPeers()` came and every member it names
+   * has answered a health probe (members started at the same moment may not listen yet), or
+   * `readyTimeoutMs` after that call. Until then `peer.ready()` waits, the health endpoint answers
+   * 503 `starting`, and a get, set or remove that needs the ring waits (up to `readyTimeoutMs`)
+   * rather than taking this process for the only member and loading every key itself.
+   * false: the `peers` given are the membership, ready at once.
+   * @default {@link PEER_DEFAULTS}.awaitPeers (false)
+   */
+  awaitPeers?: boolean
+  /**
+   * With `awaitPeers`: how long a get, set, remove or clear made before readiness waits for it, in
+   * ms. Past it, it goes on with the membership known so far (before the first `setPeers()`, this
+   * process alone: it loads the key itself) and a warning is logged once. Cached keys never wait.
+   * Also how long, after the first `setPeers()`, readiness waits for members that do not answer.
+   * @default {@link PEER_DEFAULTS}.readyTimeoutMs (5000)
+   */
+  readyTimeoutMs?: number
+  /**
    * Path prefix of the peer protocol; must start and end with `/`.
    * @default {@link PEER_DEFAULTS}.basePath (`/_peercache/`)
    */
@@ -177,6 +196,8 @@ export interface PeerSecurityOptions {
 export const PEER_OPTION_NAMES = Object.keys({
   self: true,
   peers: true,
+  awaitPeers: true,
+  readyTimeoutMs: true,
   basePath: true,
   vnodes: true,
   peerTimeoutMs: true,

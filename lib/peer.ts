@@ -17,6 +17,7 @@ import { PeerHealth, type PeerHealthSnapshot } from './health.js'
 import { describe, type Logger, log, loggerOption, logMembership, logPeerState } from './log.js'
 import { Hints } from './hints.js'
 import { Membership } from './membership.js'
+import { Readiness } from './readiness.js'
 import { type MetricsOptions, type MetricsRegistry, type MetricsSource, registerMetrics } from './metrics.js'
 import { type ListenOptions, PEER_OPTION_NAMES, type PeerOptions } from './options.js'
 import { MAX_BATCH_KEYS } from './protocol.js'
@@ -38,6 +39,7 @@ export class Peer {
   readonly handler: Handler
   readonly #vnodes: number
   readonly #fetchTimeoutMs: number
+  readonly #probeTimeoutMs: number
   readonly #client: PeerClient
   readonly #groups = new Map<string, Group<unknown>>()
   readonly #membership: Membership
@@ -102,6 +104,7 @@ export class Peer {
       maxVersionAheadMs,
     })
     const probeTimeoutMs = integer('probeTimeoutMs', o.probeTimeoutMs, 1)
+    this.#probeTimeoutMs = probeTimeoutMs
     this.#probe = createHttpProbe({ basePath: o.basePath, self: this.self, timeoutMs: probeTimeoutMs, auth: this.#auth, tls: options.tls })
     const onChange = options.onPeerStateChange
     this.#health = new PeerHealth({
@@ -123,7 +126,17 @@ export class Peer {
         }
       },
     })
+    const readyTimeoutMs = integer('readyTimeoutMs', o.readyTimeoutMs, 1)
+    const readiness = new Readiness(!flag('awaitPeers', o.awaitPeers), readyTimeoutMs, () =>
+      log(
+        this.#log,
+        'warn',
+        { self: this.self, readyTimeoutMs },
+        'no membership yet (setPeers) after readyTimeoutMs: going on with the peers known so far',
+      ),
+    )
     this.#membership = new Membership({
+      readiness,
       self: this.self,
       ring,
       health: this.#health,
@@ -135,6 +148,7 @@ export class Peer {
       basePath: o.basePath,
       group: (name) => this.#groups.get(name)?.ownerSide,
       closing: () => this.#membership.closed,
+      notReady: () => readiness.reason,
       // A peer announcing a graceful leave is routed around at once (and probed until it is back).
       resync: (p) => {
         if (p === this.self || !this.#membership.isMember(p)) return
@@ -219,6 +233,8 @@ export class Peer {
     const before = this.#membership.members()
     const ring = this.#buildRing(peers)
     this.#membership.setRing(ring)
+    const others = ring.peers.filter((p) => p !== this.self)
+    void this.#membership.readiness.membersKnown(others, this.#probe.probe, this.#probeTimeoutMs)
     this.#client.retain(ring.peers)
     for (const p of before) {
       if (ring.peers.includes(p)) continue
@@ -226,6 +242,15 @@ export class Peer {
       this.#membership.hints.forget(p)
     }
     logMembership(this.#log, this.self, before, ring.peers)
+  }
+
+  /**
+   * Resolves once the membership is known: at once for a peer given its `peers`; with `awaitPeers`,
+   * at the first `setPeers()` (the first discovery answer). Rejects with ClosedError if the peer
+   * closes first. Until then the health endpoint answers 503 `starting`.
+   */
+  ready(): Promise<void> {
+    return this.#membership.readiness.whenReady()
   }
 
   /** What this process knows of each other peer's health: up, suspect or down, and why. */
@@ -289,6 +314,8 @@ export class Peer {
   }
 
   async #shutdown(): Promise<void> {
+    // Not ready from now on: the health endpoint says closing, so an orchestrator stops sending traffic.
+    this.#membership.readiness.close()
     // Before announcing: the peers that will own this one's keys get them while it still serves.
     await this.#handOff()
     // Announce first and keep answering meanwhile: a peer that has not heard yet is still served.

@@ -35,8 +35,9 @@ export interface HttpProbe {
 }
 
 /**
- * The standard probe: `GET {basePath}health` answered 200 (a peer that is closing answers 503, one
- * that speaks another protocol version 400). Probes have their own undici Agent, one connection per
+ * The standard probe: `GET {basePath}health` answered 200, or 503 with state `starting` (a peer that
+ * waits for its membership still answers requests); a peer that is closing answers 503 `closing`, one
+ * that speaks another protocol version 400. Probes have their own undici Agent, one connection per
  * peer, so a probe never queues behind requests stuck on a hung peer.
  */
 export function createHttpProbe(options: HttpProbeOptions = {}): HttpProbe {
@@ -56,6 +57,9 @@ export function createHttpProbe(options: HttpProbeOptions = {}): HttpProbe {
     probe: async (peer, signal) => {
       const signed = auth ? { ...headers, ...auth.sign('GET', path, options.self ?? '') } : headers
       const res = await request(`${peer}${path}`, { dispatcher: agent, signal, headers: signed })
+      // A peer still starting (no membership yet) serves the peer protocol all the same: it is up.
+      if (res.statusCode === 503)
+        return ((await res.body.json().catch(() => undefined)) as { state?: unknown } | undefined)?.state === 'starting'
       await res.body.dump()
       // A refusal says why: health's lastError shows it (a wrong secret, a clock out of step).
       if (res.statusCode === 401)

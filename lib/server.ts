@@ -15,6 +15,8 @@ export interface HandlerOptions {
   basePath: string
   group(name: string): ServedGroup | undefined
   closing(): boolean
+  /** Why this peer is not ready (the health endpoint answers 503 with it), or undefined when it is. Default: closing() decides. */
+  notReady?(): 'starting' | 'closing' | undefined
   /** A peer announced that it is leaving (POST {basePath}leave, from its x-peercache-from URL). */
   left(peer: string): void
   /** A peer says this one missed writes it could not replay (POST {basePath}resync): drop every value held. */
@@ -253,10 +255,21 @@ async function answerGet(group: ServedGroup, key: string, req: IncomingMessage, 
   }
 }
 
+/** Why a peer that is not ready says so on its health endpoint. */
+const NOT_READY = {
+  starting: 'the membership is not known yet (waiting for the first setPeers, e.g. a discovery answer)',
+  closing: 'this peer is shutting down',
+}
+
+/**
+ * 200 `{ ok: true, ready: true }` while serving; 503 `{ ok: false, ready: false, state, reason }`
+ * while starting (no membership yet) and from close() on: a readiness probe sends no traffic then.
+ */
 function answerHealth(res: ServerResponse, options: HandlerOptions): void {
-  const closing = options.closing()
-  res.statusCode = closing ? 503 : 200
+  const state = options.notReady?.() ?? (options.closing() ? 'closing' : undefined)
+  res.statusCode = state === undefined ? 200 : 503
   res.setHeader('content-type', 'application/json')
   res.setHeader(HEADER.protocol, String(PROTOCOL_VERSION))
-  res.end(JSON.stringify({ ok: !closing, protocol: PROTOCOL_VERSION }))
+  const body = state === undefined ? { ok: true, ready: true } : { ok: false, ready: false, state, reason: NOT_READY[state] }
+  res.end(JSON.stringify({ ...body, protocol: PROTOCOL_VERSION }))
 }

@@ -4,6 +4,7 @@
 //
 //   GET /items/:key     the value, from the cache cluster (the key's owner loads it once from the origin)
 //   GET /membership     this pod's view: self, the ring's peers, the last discovered list
+//   GET /livez          200 while the process runs (the liveness probe; readiness is /_peercache/health)
 //   GET /_peercache/*   the peer protocol (health included), served on the same port
 //
 // Environment: POD_IP (required; the downward API's status.podIP), PEERS_DNS_NAME (required; the
@@ -24,7 +25,10 @@ const self = `http://${ipv6 ? `[${podIp}]` : podIp}:${port}`
 // The pods sign their requests to each other with the secret of the Secret peercache-demo-auth
 // (deployment.yaml); without it any pod in the cluster network could fill or wipe the cache.
 const secret = required('PEERCACHE_SECRET')
-const peer = new Peer({ self, auth: { secret } })
+// awaitPeers: the membership comes from DNS. Until the first answer (and every pod it names has
+// answered) the health endpoint says "starting" and gets wait, so pods started together do not each
+// think they are alone and load every item themselves.
+const peer = new Peer({ self, auth: { secret }, awaitPeers: true })
 const items = peer.group('items', {
   maxBytes: 64 * 1024 * 1024,
   codec: 'string',
@@ -53,7 +57,7 @@ await new Promise((resolve, reject) => {
   server.once('error', reject)
   server.listen(port, process.env.LISTEN_HOST ?? (ipv6 ? '::' : '0.0.0.0'), resolve)
 })
-// Listening before the first resolution: the readiness probe can pass, so this pod's own record appears.
+// Listening before the first resolution: the other pods' probes find this one while it starts.
 await discovery.start()
 log('listening', { self, peers: peer.peers })
 
@@ -72,6 +76,7 @@ process.once('SIGTERM', async () => {
 async function route(req, res) {
   const url = new URL(req.url ?? '/', 'http://app')
   try {
+    if (req.method === 'GET' && url.pathname === '/livez') return reply(res, 200, { alive: true })
     if (req.method === 'GET' && url.pathname === '/membership') {
       return reply(res, 200, { self, peers: peer.peers, discovered: discovery.peers ?? null })
     }
