@@ -327,6 +327,9 @@ export class PeerClient implements PeerTransport {
         headersTimeout: o.peerTimeoutMs,
         bodyTimeout: o.fetchTimeoutMs,
         keepAliveTimeout: o.keepAliveTimeoutMs,
+        // A server's Keep-Alive hint (listen()'s says timeout=10) replaces keepAliveTimeout in
+        // undici; capped here, the option holds whatever the server says (a shorter hint still wins).
+        keepAliveMaxTimeout: o.keepAliveTimeoutMs,
         pipelining: o.pipelining,
       })
       this.#pools.set(peer, pool)

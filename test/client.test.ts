@@ -3,8 +3,9 @@
 // peercache) costs a bounded delay and then a local load: the get never fails.
 import t from 'tap'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { Peer, type Group, type GroupOptions } from '../lib/index.js'
+import { createPeerServer } from '../lib/listen.js'
 import { Ring } from '../lib/ring.js'
 import { settledWithin } from './helpers/bound.js'
 import { TRICKY_KEYS } from './helpers/keys.js'
@@ -130,4 +131,36 @@ t.test('many gets of different keys on a hung peer each settle within the bound'
     results.every((r, i) => r === 'hung' || r === `value of ${keys[i]}`),
     'every get that settled has its value',
   )
+})
+
+t.test("keepAliveTimeoutMs is honoured against listen()'s own server: an idle socket is closed by the client first", async (t) => {
+  // listen()'s server keeps idle sockets idleTimeoutMs (10 s) and says so (Keep-Alive: timeout=10),
+  // which undici obeys over its own keepAliveTimeout unless capped: the option then did nothing.
+  const owner = new Peer({ self: `http://127.0.0.1:${await freePort()}` })
+  const server = createPeerServer(owner.handler, {})
+  const sockets: Socket[] = []
+  server.on('connection', (s: Socket) => sockets.push(s))
+  await new Promise<void>((resolve) => server.listen(Number(new URL(owner.self).port), '127.0.0.1', resolve))
+  const asker = new Peer({ self: `http://127.0.0.1:${await freePort()}`, peers: [owner.self], keepAliveTimeoutMs: 200 })
+  t.teardown(async () => {
+    await asker.close()
+    await owner.close()
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  const load = (k: string) => `v:${k}`
+  owner.group('g', { maxBytes: 1 << 20, replicas: 1, codec: 'string', load })
+  const g = asker.group('g', { maxBytes: 1 << 20, replicas: 1, codec: 'string', load, hotCacheRatio: 0 })
+  const key = findKey((k) => new Ring([owner.self, asker.self]).owners(k, 1)[0] === owner.self, numberedKeys('ka'))
+  t.equal(await g.get(key), `v:${key}`)
+  t.equal(sockets.length, 1, 'one connection')
+  // Who closes first: the client after its 200 ms, or (as before) the server after its 10 s. The wait is
+  // bounded far below the server's 10 s so that a client ignoring the option fails here, not a timer race.
+  const ended = await Promise.race([
+    new Promise((resolve) => sockets[0]!.once('end', () => resolve('the client hung up'))),
+    new Promise((resolve) => setTimeout(() => resolve('still open after 6 s'), 6000)),
+  ])
+  t.equal(ended, 'the client hung up', 'the idle socket was closed by the client (its FIN reached the server)')
+  t.equal(await g.get(key), `v:${key}`, 'fetched again (nothing is kept at the asker)')
+  t.equal(sockets.length, 2, 'over a new connection')
 })
