@@ -25,6 +25,10 @@ Options:
                   give every node the same list
   --id NAME       name shown in logs and /stats (default node-PORT)
   --cache-mb N    peercache byte budget of the "users" group in MiB (default 64)
+  --backup-dir D  save the group to D every minute and on close, and restore from it at start
+                  (PeerOptions backup; default: no backups)
+  --hand-off-ms N how long a closing node may spend handing its keys to their next owners
+                  (PeerOptions handOffMs; default peercache's, 2000; 0: no hand-off)
   --help          show this text
 
 Environment:
@@ -50,6 +54,8 @@ function parseOptions(argv) {
       peers: { type: 'string' },
       id: { type: 'string' },
       'cache-mb': { type: 'string', default: '64' },
+      'backup-dir': { type: 'string' },
+      'hand-off-ms': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   })
@@ -57,6 +63,9 @@ function parseOptions(argv) {
   const cacheMb = Number(values['cache-mb'])
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port: expected 1-65535, got ${values.port}`)
   if (!(cacheMb > 0)) throw new Error(`--cache-mb: expected a positive number, got ${values['cache-mb']}`)
+  const handOffMs = values['hand-off-ms'] === undefined ? undefined : Number(values['hand-off-ms'])
+  if (handOffMs !== undefined && !(Number.isInteger(handOffMs) && handOffMs >= 0))
+    throw new Error(`--hand-off-ms: expected an integer >= 0, got ${values['hand-off-ms']}`)
   const self = values.self ?? `http://${values.host}:${port}`
   const peers = values.peers
     ? values.peers
@@ -72,6 +81,8 @@ function parseOptions(argv) {
     peers,
     id: values.id ?? `node-${port}`,
     maxBytes: Math.round(cacheMb * 1024 * 1024),
+    backupDir: values['backup-dir'],
+    handOffMs,
   }
 }
 
@@ -91,7 +102,15 @@ async function startNode(options) {
   // Signed requests between the nodes when they share a secret: nobody else can fill or wipe the cache.
   const secret = process.env.PEERCACHE_SECRET
   const auth = secret ? { secret } : undefined
-  const peer = new Peer({ self: options.self, peers: options.peers, logger: jsonLogger(options.id), auth, profiling: true })
+  const peer = new Peer({
+    self: options.self,
+    peers: options.peers,
+    logger: jsonLogger(options.id),
+    auth,
+    profiling: true,
+    handOffMs: options.handOffMs,
+    backup: options.backupDir === undefined ? undefined : { dir: options.backupDir },
+  })
   const users = peer.group('users', { maxBytes: options.maxBytes, codec: 'string', load: (id, ctx) => origin.load(id, ctx.signal) })
   const counts = { requests: 0, errors: 0 }
   // Loaded once the node listens: importing prom-client must not delay the node's start.

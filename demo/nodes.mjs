@@ -68,12 +68,13 @@ export async function freePorts(n) {
 }
 
 export class AppNode {
-  /** @param {{ id: string, port: number, peers: string[] }} options */
-  constructor({ id, port, peers }) {
+  /** @param {{ id: string, port: number, peers: string[], args?: string[] }} options  args: more node.mjs options */
+  constructor({ id, port, peers, args = [] }) {
     this.id = id
     this.port = port
     this.url = `http://127.0.0.1:${port}`
     this.peers = peers
+    this.args = args
     /** 'starting' | 'up' | 'killed' (by the chaos step) | 'crashed' | 'stopped' */
     this.state = 'stopped'
     this.child = undefined
@@ -86,7 +87,7 @@ export class AppNode {
   async start() {
     fs.mkdirSync(LOG_DIR, { recursive: true })
     const log = fs.openSync(path.join(LOG_DIR, `${this.id}.log`), this.starts === 0 ? 'w' : 'a')
-    const args = ['--port', String(this.port), '--peers', this.peers.join(','), '--id', this.id]
+    const args = ['--port', String(this.port), '--peers', this.peers.join(','), '--id', this.id, ...this.args]
     const child = fork(NODE_SCRIPT, args, { stdio: ['ignore', log, log, 'ipc'], env: { ...process.env, PEERCACHE_SECRET: DEMO_SECRET } })
     fs.closeSync(log)
     this.child = child

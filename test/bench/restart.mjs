@@ -1,0 +1,176 @@
+// Warm restarts, measured (issue 14's figures): `npm run build && node test/bench/restart.mjs [--quick]`.
+// A 3-node demo cluster (demo/node.mjs, real processes on 127.0.0.1, replicas 2) has every user
+// loaded once, then serves a steady Zipf load through the demo's load balancer. Then one node, or
+// all of them, is restarted with SIGTERM: cold (no backup, no hand-off), from its backup (saved on
+// close, restored at start) or with hand-off on close. For the 10 s after the last process is back
+// this counts origin loads and the hit ratio (requests answered without an origin load), and the
+// same for the restart itself. Prints a Markdown table, then one JSON line.
+if (process.env.TAP_CHILD_ID !== undefined) {
+  // tap's default globs include everything under test/: the benchmark is not a test.
+  console.log('1..0 # SKIP the restart figures run with `node test/bench/restart.mjs`')
+  process.exit(0)
+}
+
+const fs = await import('node:fs')
+const os = await import('node:os')
+const path = await import('node:path')
+const { setTimeout: sleep } = await import('node:timers/promises')
+const { Balancer } = await import('../../demo/balancer.mjs')
+const { percentile, startLoad } = await import('../../demo/load.mjs')
+const { AppNode, freePorts, stopNodes } = await import('../../demo/nodes.mjs')
+const { seededRandom, zipfSampler } = await import('../../demo/zipf.mjs')
+const { formatTable } = await import('./table.mjs')
+const { describeMachine, machineLine } = await import('./machine.mjs')
+
+const QUICK = process.argv.includes('--quick')
+const NODES = 3
+const USERS = 2000
+const ZIPF = 0.9
+const RATE = 400
+const CONCURRENCY = 32
+/** Steady load before the restart, in ms. */
+const STEADY_MS = 3000
+/** The window measured after the last process is back, in ms. */
+const WINDOW_MS = QUICK ? 5000 : 10_000
+/** Users loaded at once while filling the cluster. */
+const FILL_SLICE = 32
+/** Longest a whole scenario's load may run, in ms: it is stopped earlier, when the scenario is done. */
+const LOAD_CAP_MS = 90_000
+
+const SCENARIOS = [
+  { name: 'no restart (baseline)', who: 'none', how: 'cold' },
+  { name: 'one node, cold', who: 'one', how: 'cold' },
+  { name: 'one node, from its backup', who: 'one', how: 'backup' },
+  { name: 'one node, hand-off on close', who: 'one', how: 'hand-off' },
+  { name: 'all at once, cold', who: 'all', how: 'cold' },
+  { name: 'all at once, from their backups', who: 'all', how: 'backup' },
+  { name: 'rolling (one by one), cold', who: 'rolling', how: 'cold' },
+  { name: 'rolling (one by one), hand-off on close', who: 'rolling', how: 'hand-off' },
+  { name: 'rolling (one by one), from their backups', who: 'rolling', how: 'backup' },
+]
+
+const log = (message) => console.error(`[restart ${new Date().toISOString().slice(11, 19)}] ${message}`)
+// However a run goes wrong, the script ends.
+setTimeout(() => {
+  console.error('restart: still running after 15 minutes, giving up')
+  process.exit(1)
+}, 900_000).unref()
+
+/** Cluster-wide counters as last read: origin loads, requests, local hits. */
+async function totals(nodes) {
+  await Promise.all(nodes.map((n) => n.poll()))
+  const sum = (field) => nodes.reduce((s, n) => s + n.counters()[field], 0)
+  return { originLoads: sum('originLoads'), requests: sum('requests'), localHits: sum('mainHits') + sum('hotHits') }
+}
+
+function between(a, b) {
+  const requests = b.requests - a.requests
+  const originLoads = b.originLoads - a.originLoads
+  return {
+    requests,
+    originLoads,
+    hitRatio: requests === 0 ? null : 1 - originLoads / requests,
+    localHitRatio: requests === 0 ? null : (b.localHits - a.localHits) / requests,
+  }
+}
+
+async function runScenario(scenario) {
+  const dirs = []
+  const ports = await freePorts(NODES)
+  const peers = ports.map((p) => `http://127.0.0.1:${p}`)
+  const nodes = ports.map((port, i) => {
+    const args = scenario.how === 'hand-off' ? [] : ['--hand-off-ms', '0']
+    if (scenario.how === 'backup') {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'peercache-restart-'))
+      dirs.push(dir)
+      args.push('--backup-dir', dir)
+    }
+    return new AppNode({ id: `n${i + 1}`, port, peers, args })
+  })
+  const balancer = new Balancer(nodes.map((n) => ({ id: n.id, url: n.url })))
+  const stop = new AbortController()
+  try {
+    await Promise.all(nodes.map((n) => n.start()))
+    // Every user loaded once, so the steady load starts from a warm cluster.
+    // In slices: a burst of thousands of loads would have owners refuse peers (overloaded) and askers load for themselves.
+    for (let start = 1; start <= USERS; start += FILL_SLICE) {
+      const ids = Array.from({ length: Math.min(FILL_SLICE, USERS - start + 1) }, (_, i) => start + i)
+      await Promise.all(ids.map((id) => balancer.get(`/users/${id}`)))
+    }
+    const load = startLoad({
+      balancer,
+      nextId: zipfSampler(USERS, ZIPF, seededRandom(7)),
+      rate: RATE,
+      concurrency: CONCURRENCY,
+      durationMs: LOAD_CAP_MS,
+      nodeIds: nodes.map((n) => n.id),
+      signal: stop.signal,
+    })
+    await sleep(STEADY_MS)
+    const before = await totals(nodes)
+    const restartStarted = performance.now()
+    const restart = async (n) => {
+      await n.stop()
+      await n.start()
+    }
+    if (scenario.who === 'one') await restart(nodes[1])
+    else if (scenario.who === 'all') {
+      await Promise.all(nodes.map((n) => n.stop()))
+      await Promise.all(nodes.map((n) => n.start()))
+    } else if (scenario.who === 'rolling') for (const n of nodes) await restart(n)
+    const restartMs = performance.now() - restartStarted
+    const back = await totals(nodes)
+    const seen = nodes.map((n) => load.record.nodes.get(n.id).latencies.length)
+    await sleep(WINDOW_MS)
+    const after = await totals(nodes)
+    stop.abort()
+    const record = await load.done
+    const latencies = nodes.flatMap((n, i) => record.nodes.get(n.id).latencies.slice(seen[i]))
+    const window = { ...between(back, after), p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) }
+    return { scenario: scenario.name, restartMs, during: between(before, back), window, failed: record.failed }
+  } finally {
+    stop.abort()
+    await balancer.close()
+    await stopNodes(nodes)
+    for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const machine = describeMachine()
+log(machineLine(machine))
+const results = []
+for (const scenario of SCENARIOS) {
+  log(scenario.name)
+  const r = await runScenario(scenario)
+  log(`  ${JSON.stringify(r)}`)
+  results.push(r)
+}
+const pct = (x) => (x === null ? null : `${(100 * x).toFixed(1)} %`)
+console.log(
+  formatTable(
+    `Restarts: ${NODES} nodes, ${USERS} users (Zipf s=${ZIPF}), ${RATE} requests/s; the ${WINDOW_MS / 1000} s after the last process is back`,
+    [
+      'scenario',
+      'restart s',
+      'origin loads during',
+      'origin loads after',
+      'hit ratio after',
+      'local hits after',
+      'p50 ms after',
+      'p99 ms after',
+      'failed requests',
+    ],
+    results.map((r) => [
+      r.scenario,
+      (r.restartMs / 1000).toFixed(1),
+      r.during.originLoads,
+      r.window.originLoads,
+      pct(r.window.hitRatio),
+      pct(r.window.localHitRatio),
+      r.window.p50Ms,
+      r.window.p99Ms,
+      r.failed,
+    ]),
+  ),
+)
+console.log(JSON.stringify({ machine, windowMs: WINDOW_MS, results }))
