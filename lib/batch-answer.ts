@@ -7,7 +7,7 @@
 import { setMaxListeners } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { readBody } from './body.js'
-import { type BatchItem, decodeBatch, encodeFrame } from './frames.js'
+import { type BatchItem, decodeBatch, encodeFrame, HEARTBEAT_INDEX } from './frames.js'
 import { HEADER, MAX_BATCH_KEYS, PROTOCOL_VERSION, type ServedGroup, type WireEntry } from './protocol.js'
 import { errorFrame, fail, refuseBody } from './refusals.js'
 
@@ -16,6 +16,11 @@ export const MAX_BATCH_BODY_BYTES = 8 << 20
 /** Values at least this large are written as they are rather than copied into one buffer. */
 const LARGE_PART_BYTES = 4096
 const EMPTY = Buffer.alloc(0)
+/** Heartbeat interval when the asker names none (an older asker: it skips the frames), in ms. */
+const DEFAULT_HEARTBEAT_MS = 250
+/** Bounds of the interval an asker may ask for, in ms: a tiny one would make this peer spin. */
+const MIN_HEARTBEAT_MS = 20
+const MAX_HEARTBEAT_MS = 60_000
 
 export interface BatchServing {
   group(name: string): ServedGroup | undefined
@@ -116,6 +121,20 @@ export async function answerBatch(o: BatchServing, req: IncomingMessage, res: Se
       (err: unknown) => emit(errorFrame(i, err)),
     )
   }
+  // Liveness apart from load time: while loads run, an empty frame at least every interval tells the
+  // asker this peer is alive, however slow its origin (the asker's silence timer is peerTimeoutMs).
+  const beat = setInterval(() => {
+    if (remaining === 0 || res.destroyed) return clearInterval(beat)
+    if (!out.wroteSince()) out.write(encodeFrame(HEARTBEAT_INDEX, 'heartbeat', EMPTY), false)
+  }, heartbeatMs(req.headers[HEADER.heartbeat]))
+  beat.unref()
+  res.once('close', () => clearInterval(beat))
+}
+
+/** The interval the asker asked for (a quarter of its peerTimeoutMs), within bounds. */
+function heartbeatMs(header: string | string[] | undefined): number {
+  const ms = typeof header === 'string' && /^\d{1,9}$/.test(header) ? Number(header) : DEFAULT_HEARTBEAT_MS
+  return Math.min(MAX_HEARTBEAT_MS, Math.max(MIN_HEARTBEAT_MS, ms))
 }
 
 /**
@@ -129,12 +148,21 @@ class FrameWriter {
   #pending: Buffer[] = []
   #end = false
   #full = false
+  #wrote = false
 
   constructor(res: ServerResponse) {
     this.#res = res
   }
 
+  /** Whether anything was written (or is waiting for the drain) since the last call. */
+  wroteSince(): boolean {
+    const wrote = this.#wrote || this.#pending.length > 0
+    this.#wrote = false
+    return wrote
+  }
+
   write(parts: Buffer[], end: boolean): void {
+    this.#wrote = true
     for (const p of parts) this.#pending.push(p)
     this.#end ||= end
     if (!this.#full) this.#flush()

@@ -22,7 +22,7 @@ export interface PeerClientOptions {
   connectTimeoutMs: number
   /** Until a peer starts answering (undici headersTimeout), and for replica copies (PUT) and drops (DELETE). */
   peerTimeoutMs: number
-  /** Until a value arrives once the answer started (undici bodyTimeout), and for a set (PUT) at its owner. */
+  /** Until the next value arrives once the answer started (LoadTimeoutError from a live owner), and for a set (PUT) at its owner. */
   fetchTimeoutMs: number
   connections: number
   keepAliveTimeoutMs: number
@@ -73,7 +73,12 @@ export class PeerClient implements PeerTransport {
   constructor(options: PeerClientOptions) {
     this.#options = options
     this.#headers = { [HEADER.protocol]: String(PROTOCOL_VERSION), [HEADER.from]: options.self }
-    this.#batchHeaders = { ...this.#headers, 'content-type': 'application/x-peercache-batch' }
+    this.#batchHeaders = {
+      ...this.#headers,
+      'content-type': 'application/x-peercache-batch',
+      // Well within peerTimeoutMs: a batch waiting on a slow origin never goes silent that long.
+      [HEADER.heartbeat]: String(Math.max(1, Math.floor(options.peerTimeoutMs / 4))),
+    }
   }
 
   /**
@@ -137,7 +142,7 @@ export class PeerClient implements PeerTransport {
   /**
    * One request for one or many keys; each value settles its caller as soon as its frame arrives.
    * The owner sends headers at once, so the headers timeout (peerTimeoutMs) tells a hung peer
-   * quickly, while the body timeout (fetchTimeoutMs) leaves the origin time to answer.
+   * quickly, while fetchTimeoutMs between values leaves the origin time to answer.
    */
   async #getBatch(peer: string, items: Queued[]): Promise<void> {
     const o = this.#options
@@ -150,6 +155,7 @@ export class PeerClient implements PeerTransport {
     if (running === undefined) this.#running.set(peer, (running = new Set()))
     running.add(ctl)
     let timer = setTimeout(() => ctl.abort(new PeerUnavailableError(peer, `no answer within ${o.peerTimeoutMs} ms`)), o.peerTimeoutMs)
+    let slow: NodeJS.Timeout | undefined
     try {
       const path = `${o.basePath}batch`
       const body = encodeBatch(items)
@@ -159,6 +165,8 @@ export class PeerClient implements PeerTransport {
         headers: this.#signed(this.#batchHeaders, 'POST', path, body),
         body,
         signal: ctl.signal,
+        // A backstop only: the value timer below decides (heartbeats keep undici's timer from firing).
+        bodyTimeout: o.fetchTimeoutMs + o.peerTimeoutMs,
       })
       clearTimeout(timer)
       if (res.statusCode !== 200) {
@@ -166,18 +174,35 @@ export class PeerClient implements PeerTransport {
         const err = answerError(peer, items[0]!.group, items[0]!.key, { statusCode: res.statusCode, headers: res.headers, body })
         throw err instanceof PeerUnavailableError ? err : new PeerUnavailableError(peer, err.message)
       }
-      // Silence after the headers is normal while the origin loads, but it may also be a peer that
-      // hung mid-answer: ask health to check it (a probe), which aborts this batch if it is down.
+      // The owner sends a heartbeat frame every peerTimeoutMs / 4 while its origin loads, so silence
+      // this long is a peer that hung mid-answer (or an older one): ask health to check it (a probe),
+      // which aborts this batch if it is down.
       const stalled = () => o.onStall?.(peer)
       timer = setTimeout(stalled, o.peerTimeoutMs)
+      // Liveness is not load time: an owner that is alive (it spoke within peerTimeoutMs: heartbeats)
+      // but whose origin is slow gets fetchTimeoutMs between values; past it the keys still waiting
+      // fail with LoadTimeoutError (the origin's fault, not the peer's: nothing is loaded again here,
+      // the owner stays up). A silent one is unavailable: its keys go to a replica or load here.
+      let heardAt = Date.now()
+      slow = setTimeout(() => {
+        const alive = Date.now() - heardAt < o.peerTimeoutMs
+        for (const q of items) {
+          const message = `no value within fetchTimeoutMs (${o.fetchTimeoutMs} ms)`
+          if (!q.settled)
+            settle(q, undefined, alive ? new LoadTimeoutError(q.group, q.key, message, { peer }) : new PeerUnavailableError(peer, message))
+        }
+        ctl.abort(new PeerUnavailableError(peer, 'gave up on the values still loading'))
+      }, o.fetchTimeoutMs)
       const parser = new FrameParser()
       const answer = res.body
       await new Promise<void>((resolve, reject) => {
         answer.on('data', (chunk: Buffer) => {
           timer.refresh()
+          heardAt = Date.now()
           for (const frame of parser.push(chunk)) {
             const item = items[frame.index]
             if (item === undefined || item.settled) continue
+            slow?.refresh()
             if (frame.status === 'retry') this.#retry(peer, item)
             else settleFrame(peer, item, frame, o.maxVersionAheadMs)
           }
@@ -191,6 +216,7 @@ export class PeerClient implements PeerTransport {
       for (const q of items) settle(q, undefined, e)
     } finally {
       clearTimeout(timer)
+      clearTimeout(slow)
       running.delete(ctl)
       if (running.size === 0) this.#running.delete(peer)
     }

@@ -17,11 +17,18 @@ export interface BatchItem {
 
 const PEEK = 0x8000
 
-export type FrameStatus = 'ok' | 'miss' | 'absent' | ErrorReason
+export type FrameStatus = 'ok' | 'miss' | 'absent' | 'heartbeat' | ErrorReason
+
+/**
+ * The index of a heartbeat frame: no key's. An asker that does not know heartbeats finds no key
+ * there and skips the frame; one that does takes it as "alive, still loading".
+ */
+export const HEARTBEAT_INDEX = 0xffffffff
 
 /**
  * Frame status codes: 0 is a value, 7 a peek that found nothing, 8 an absent value (empty payload,
- * with its expiry and version: only groups with absentTtlMs send it), 9 an origin past loadTimeoutMs; the others are the protocol's
+ * with its expiry and version: only groups with absentTtlMs send it), 9 an origin past loadTimeoutMs, 12 a
+ * heartbeat (at HEARTBEAT_INDEX, empty: the owner is alive while loads run); the others are the protocol's
  * error reasons. Codes are only ever appended, so older frames keep their meaning.
  */
 export const FRAME_STATUS: readonly FrameStatus[] = [
@@ -37,6 +44,7 @@ export const FRAME_STATUS: readonly FrameStatus[] = [
   'load-timeout',
   'overloaded',
   'retry',
+  'heartbeat',
 ]
 const STATUS_CODE = new Map(FRAME_STATUS.map((s, i) => [s, i]))
 

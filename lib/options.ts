@@ -60,10 +60,11 @@ export interface PeerOptions extends PeerSecurityOptions {
    */
   peerTimeoutMs?: number
   /**
-   * How long a value may take once a peer has started answering, in ms (undici's bodyTimeout: the
-   * longest silence between frames), and how long a set may take at its owner (which copies it to
-   * its replicas meanwhile). It includes the owner's origin load, so keep it above your loader's
-   * slowest normal latency.
+   * How long a value may take once a peer has started answering, in ms (the longest wait between two
+   * values of a batch), and how long a set may take at its owner (which copies it to its replicas
+   * meanwhile). It includes the owner's origin load, so keep it above your loader's slowest normal
+   * latency. Past it, the keys still waiting on an owner that is alive (it sends heartbeats while
+   * loading) fail with LoadTimeoutError, and the owner stays up; on a silent one they go elsewhere.
    * @default {@link PEER_DEFAULTS}.fetchTimeoutMs (5000)
    */
   fetchTimeoutMs?: number

@@ -42,6 +42,11 @@ export const HEADER = {
    * `absent` for none. A 409 `conflict` answer names the owner's version in x-peercache-version.
    */
   ifVersion: 'x-peercache-if-version',
+  /**
+   * Batch request: how often, in ms, the asker wants a heartbeat frame while the answer waits on
+   * origin loads (a quarter of its peerTimeoutMs), so that a slow origin never looks like a dead peer.
+   */
+  heartbeat: 'x-peercache-heartbeat',
   /** Error response: one of ErrorReason. */
   error: 'x-peercache-error',
 } as const

@@ -3,7 +3,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { LoadError, LoadTimeoutError, Peer } from '../lib/index.js'
-import { findKey, startPeers } from './helpers/peers.js'
+import { until } from './helpers/ha.js'
+import { findKey, numberedKeys, startPeers } from './helpers/peers.js'
 import type { TapTest } from './helpers/tap.js'
 
 function solo(t: TapTest): Peer {
@@ -102,4 +103,79 @@ t.test('staleIfErrorMs: a failed reload returns the expired value within the win
   await t.rejects(plain.get('k'), LoadError, 'without the option the error reaches the caller')
   fail = false
   t.equal(await g.get('k'), 'v:k:3', 'once the origin answers, the new value (an expired value is not a hit)')
+})
+
+/** Two peers whose owner (peer 0) loads `slow…` keys in `slowMs`, counting loads per key and those finished. */
+async function slowOwner(t: TapTest, options: { peerTimeoutMs: number; fetchTimeoutMs: number; slowMs: number; loadTimeoutMs: number }) {
+  const { slowMs, loadTimeoutMs, ...peerOptions } = options
+  const tp = await startPeers(t, 2, peerOptions)
+  const loads = new Map<string, number>()
+  let finished = 0
+  const groups = tp.group('g', () => ({
+    maxBytes: 1 << 20,
+    replicas: 1,
+    hotCacheRatio: 0,
+    codec: 'string' as const,
+    loadTimeoutMs,
+    load: async (k: string) => {
+      loads.set(k, (loads.get(k) ?? 0) + 1)
+      if (k.startsWith('slow')) await sleep(slowMs)
+      finished++
+      return `v:${k}`
+    },
+  }))
+  const [owner, asker] = groups as [(typeof groups)[0], (typeof groups)[0]]
+  const slowKeys = Array.from({ length: 300 }, (_, i) => `slow${i}`)
+    .filter((k) => tp.ownerIndex(k) === 0)
+    .slice(0, 20)
+  const cachedKey = findKey((k) => tp.ownerIndex(k) === 0, numberedKeys('cached'))
+  t.equal(await owner.get(cachedKey), `v:${cachedKey}`)
+  const ownerHealth = () => tp.peers[1]!.health().find((h) => h.peer === tp.urls[0])!
+  return { tp, owner, asker, loads, finished: () => finished, slowKeys, cachedKey, ownerHealth }
+}
+
+t.test(
+  'a slow origin is not a dead owner: heartbeats keep it up past peerTimeoutMs, and a cached key of the same batch comes first',
+  async (t) => {
+    // Loads take 1.5 s, 7.5 times the asker's peerTimeoutMs; the owner's batch answer sends a heartbeat
+    // frame every 50 ms meanwhile.
+    const s = await slowOwner(t, { peerTimeoutMs: 200, fetchTimeoutMs: 20_000, slowMs: 1500, loadTimeoutMs: 20_000 })
+    const finishedBefore = s.finished()
+    // All in one event-loop turn: one batch to the owner with the cached key and the 20 slow ones.
+    const slow = Promise.all(s.slowKeys.map((k) => s.asker.get(k)))
+    const cached = s.asker.get(s.cachedKey).then((v) => ({ v, loadsFinished: s.finished() - finishedBefore }))
+    t.same(await cached, { v: `v:${s.cachedKey}`, loadsFinished: 0 }, 'the cached key came back before any load of its batch finished')
+    t.same(
+      await slow,
+      s.slowKeys.map((k) => `v:${k}`),
+      'every slow key came back from the owner',
+    )
+    t.same(
+      s.slowKeys.map((k) => s.loads.get(k)),
+      s.slowKeys.map(() => 1),
+      'one origin load per key, at the owner',
+    )
+    t.match(s.asker.stats(), { localLoads: 0, peerErrors: 0 }, 'the asker loaded nothing and saw no peer error')
+    t.match(s.ownerHealth(), { state: 'up', downs: 0, probes: 0 }, 'the owner stayed up, and no probe was needed to know it')
+  },
+)
+
+t.test('a value slower than fetchTimeoutMs from a live owner: LoadTimeoutError, nothing loaded again, the owner stays up', async (t) => {
+  // No loadTimeoutMs at the owner: only the asker's fetchTimeoutMs (600 ms) bounds the wait, and the
+  // owner's heartbeats say it is alive; before heartbeats this was undici's body timeout, a "dead" owner
+  // and a second load of every key at the asker.
+  const s = await slowOwner(t, { peerTimeoutMs: 200, fetchTimeoutMs: 600, slowMs: 2500, loadTimeoutMs: 0 })
+  const settled = await Promise.allSettled(s.slowKeys.map((k) => s.asker.get(k)))
+  t.ok(
+    settled.every((r) => r.status === 'rejected' && r.reason instanceof LoadTimeoutError),
+    'every get ended with LoadTimeoutError',
+  )
+  t.match(s.asker.stats(), { localLoads: 0, peerErrors: 0 }, 'the asker loaded nothing itself and took the owner for alive')
+  t.match(s.ownerHealth(), { state: 'up', downs: 0 })
+  await until(() => s.finished() >= s.slowKeys.length + 1, 'the slow loads to finish')
+  t.same(
+    s.slowKeys.map((k) => s.loads.get(k)),
+    s.slowKeys.map(() => 1),
+    'one origin load per key in the cluster',
+  )
 })
