@@ -62,7 +62,7 @@ export class PeerClient implements PeerTransport {
   readonly #pools = new Map<string, Pool>()
   readonly #headers: Record<string, string>
   readonly #batchHeaders: Record<string, string>
-  /** Gets bound for each peer in this event-loop turn. */
+  /** Gets bound for each peer, waiting for their batch to be sent. */
   readonly #queues = new Map<string, Queued[]>()
   /** Batches under way, per peer. */
   readonly #running = new Map<string, Set<AbortController>>()
@@ -82,8 +82,8 @@ export class PeerClient implements PeerTransport {
   }
 
   /**
-   * Fetches a key. Gets for the same peer within one event-loop turn travel together in one batched
-   * request (a lone get is a batch of one). Rejects with LoadError/InvalidValueError (final),
+   * Fetches a key. A get goes out at once when no batch to that peer is in flight; else gets for the
+   * same peer gather until the next event-loop turn and travel together in one batched request. Rejects with LoadError/InvalidValueError (final),
    * PeerUnavailableError.
    */
   get(peer: string, group: string, key: string): Promise<WireEntry> {
@@ -109,12 +109,19 @@ export class PeerClient implements PeerTransport {
     })
   }
 
+  /**
+   * Send at once, coalesce only under load (as Nagle's algorithm and ioredis's auto-pipelining do):
+   * with no batch in flight to the peer, the queue goes out at the end of this microtask run (gets
+   * made together, as by Promise.all, still share it), so one get at a time waits for no turn of the
+   * event loop. While a batch is in flight, gets gather until the loop's next turn and share a request.
+   */
   #queue(peer: string, item: Queued): void {
     let queue = this.#queues.get(peer)
     if (queue === undefined) {
       const q: Queued[] = (queue = [])
       this.#queues.set(peer, q)
-      setImmediate(() => this.#flush(peer, q))
+      if (this.#running.has(peer)) setImmediate(() => this.#flush(peer, q))
+      else queueMicrotask(() => this.#flush(peer, q))
     }
     queue.push(item)
     if (queue.length >= this.#options.maxBatchKeys) this.#flush(peer, queue)

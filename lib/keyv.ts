@@ -49,7 +49,7 @@ export class KeyvPeercache extends EventEmitter {
   }
 
   async getMany(keys: string[]): Promise<unknown[]> {
-    // Gets for the same owner in one event-loop turn travel in one batched request.
+    // Gets for the same owner made together travel in one batched request.
     return Promise.all(keys.map((key) => this.get(key)))
   }
 

@@ -89,8 +89,8 @@ export interface PeerOptions extends PeerSecurityOptions {
    */
   keepAliveTimeoutMs?: number
   /**
-   * Most keys in one batched fetch. Gets bound for the same peer within one event-loop turn travel
-   * in one request (README, "Protocol"); 1 turns batching off.
+   * Most keys in one batched fetch. A get goes out at once when no batch to its peer is in flight;
+   * gets made while one is travel together in the next request (README, "Protocol"); 1 turns batching off.
    * @default {@link PEER_DEFAULTS}.maxBatchKeys (128)
    */
   maxBatchKeys?: number
@@ -120,6 +120,14 @@ export interface PeerOptions extends PeerSecurityOptions {
    * @default {@link PEER_DEFAULTS}.fanOut (16)
    */
   fanOut?: number
+  /**
+   * For how long after this peer starts, or its view of the ring changes (a peer joins, leaves, goes
+   * down or comes back), an owner's miss asks the key's replicas for their copy before it loads from
+   * the origin, in ms. Only then may the owner have missed writes its replicas kept; past it a cold
+   * miss is one load, with no round trip first. 0 never asks; a very large value always asks.
+   * @default {@link PEER_DEFAULTS}.replicaPeekMs (60000)
+   */
+  replicaPeekMs?: number
   /**
    * On close, how long this peer may spend copying the entries it owns to the peers that will own
    * them once it has left, in ms (README, "Hand-off on close"); 0 turns hand-off off. A copy under
@@ -215,6 +223,7 @@ export const PEER_OPTION_NAMES = Object.keys({
   hints: true,
   backup: true,
   handOffMs: true,
+  replicaPeekMs: true,
   handOffBytes: true,
   auth: true,
   tls: true,

@@ -18,8 +18,8 @@ export interface LoadTraceContext {
 }
 
 /**
- * The context of one key sent to another peer. Requests to a peer carry batches (every get bound
- * for that peer within one event-loop turn travels in one request), and a context stands for one
+ * The context of one key sent to another peer. Requests to a peer carry batches (gets made
+ * together, or while a batch to that peer is in flight, travel in one request), and a context stands for one
  * KEY of a batch, not for the request: it starts when the key is queued for the peer's next batch
  * and ends when that key's answer arrives (or its batch fails), so its duration is what that key
  * waited for the peer. Keys of one request share `batch`.
