@@ -19,6 +19,7 @@ export const PEER_DEFAULTS = Object.freeze({
   probeTimeoutMs: 1000,
   fanOut: 16,
   handOffMs: 2000,
+  replicaPeekMs: 60_000,
   handOffBytes: 64 * 1024 * 1024,
   maxBatchBytes: 8 << 20,
   profiling: false,

@@ -2,6 +2,7 @@
 // failure detection says are down), how to reach them (the transport), and what their answers say
 // about their health. The Peer makes one and hands it to every group; groups never see the Peer.
 import type { LimitFunction } from 'p-limit'
+import { PEER_DEFAULTS } from './defaults.js'
 import { PeerUnavailableError } from './errors.js'
 import type { PeerHealth } from './health.js'
 import type { Hint, Hints } from './hints.js'
@@ -24,6 +25,9 @@ export class Membership {
   #ring: Ring
   readonly #health: PeerHealth
   readonly #skip: (peer: string) => boolean
+  /** When this peer started or its ring last changed (Date.now()). */
+  #changedAt = Date.now()
+  readonly #replicaPeekMs: number
 
   constructor(options: {
     self: string
@@ -33,7 +37,10 @@ export class Membership {
     limit: LimitFunction
     hints: Hints
     readiness: Readiness
+    /** PeerOptions.replicaPeekMs. */
+    replicaPeekMs?: number
   }) {
+    this.#replicaPeekMs = options.replicaPeekMs ?? PEER_DEFAULTS.replicaPeekMs
     this.hints = options.hints
     this.readiness = options.readiness
     this.self = options.self
@@ -53,6 +60,20 @@ export class Membership {
   /** Replaces the ring (a membership change). */
   setRing(ring: Ring): void {
     this.#ring = ring
+    this.routingChanged()
+  }
+
+  /** Keys moved between peers (the ring changed, a peer went down or came back). */
+  routingChanged(): void {
+    this.#changedAt = Date.now()
+  }
+
+  /**
+   * Whether an owner's miss should ask the key's replicas before the origin: only within
+   * replicaPeekMs of this peer's start or of a change of routing could it have missed writes they kept.
+   */
+  mayHaveMissedWrites(): boolean {
+    return Date.now() - this.#changedAt < this.#replicaPeekMs
   }
 
   /**

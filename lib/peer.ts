@@ -115,6 +115,8 @@ export class Peer {
         if (to === 'down') this.#client.abortPeer(p, `marked down (${reason})`)
         // Back: the writes it missed meanwhile are replayed, so it stops serving what they replaced.
         if (to === 'up') void this.#membership.replayHints(p)
+        // A peer down or back moves its keys: their new owner may have missed writes its replicas kept.
+        if (to === 'down' || from === 'down') this.#membership.routingChanged()
         const lastError = to === 'down' ? this.#health.snapshot().find((s) => s.peer === p)?.lastError : undefined
         logPeerState(this.#log, this.self, { peer: p, from, to, reason, lastError })
         try {
@@ -143,6 +145,7 @@ export class Peer {
       transport: this.#client,
       limit: pLimit(integer('fanOut', o.fanOut, 1)),
       hints: new Hints(hintBounds(options.hints)),
+      replicaPeekMs: integer('replicaPeekMs', o.replicaPeekMs, 0),
     })
     this.handler = createHandler({
       basePath: o.basePath,

@@ -53,13 +53,15 @@ export class Replication<T> {
 
   /**
    * At the owner, before the origin: a replica may still hold the key, and a peek there costs a
-   * round trip where the origin costs a load. The copy is kept only if nothing newer is known here
+   * round trip where the origin costs a load. Asked only while the owner may have missed writes
+   * (membership.mayHaveMissedWrites: it started or its ring changed within replicaPeekMs); else a
+   * cold miss would pay the round trip for nothing. The copy is kept only if nothing newer is known here
    * (a tombstone, a set); then undefined, and the origin decides.
    */
   async copyFromReplica(key: string, call: CallState): Promise<Entry<T> | undefined> {
     const { membership, store, codec, group } = this.#o
     const holders = this.holders(key)
-    if (holders[0] !== membership.self) return undefined
+    if (holders[0] !== membership.self || holders.length < 2 || !membership.mayHaveMissedWrites()) return undefined
     for (const peer of holders.slice(1)) {
       let found: WireEntry | undefined
       try {

@@ -76,3 +76,27 @@ t.test('a set is copied to the replica, which keeps answering with it after the 
   t.equal(await c.groups[2]!.get(key), 'set value', 'the third peer gets the set value from the replica')
   t.equal(c.origin.count(), 1, 'the origin was asked only for the original value')
 })
+
+t.test("an owner's miss peeks at the replica only within replicaPeekMs of its start or of a change of its ring", async (t) => {
+  for (const [replicaPeekMs, peeked] of [
+    [undefined, true],
+    [0, false],
+  ] as const) {
+    const c = await startGroupCluster(t, 2, {}, { replicaPeekMs })
+    const key = c.keyOf(0, 1)
+    // A copy that only the replica holds (the owner never saw its write: as after a restart).
+    const version = Date.now() * 1000
+    await c.groups[1]!.ownerSide.put(key, Buffer.from('kept by the replica'), { replica: true, version, expiresAt: 0 })
+    const value = await c.groups[0]!.get(key)
+    const name = replicaPeekMs === undefined ? 'by default, just after the start' : `replicaPeekMs: ${replicaPeekMs}`
+    if (peeked) {
+      t.equal(value, 'kept by the replica', `${name}: the replica's copy`)
+      t.equal(c.groups[0]!.stats().replicaFills, 1, `${name}: counted as a replica fill`)
+      t.equal(c.origin.count(), 0, `${name}: no origin load`)
+    } else {
+      t.equal(value, loaded(key, 1), `${name}: the origin's value, with no round trip to the replica first`)
+      t.equal(c.groups[0]!.stats().replicaFills, 0, `${name}: no replica fill`)
+      t.equal(c.origin.count(), 1, `${name}: one origin load`)
+    }
+  }
+})
