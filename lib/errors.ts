@@ -202,6 +202,35 @@ export class AbortError extends PeercacheError {
   }
 }
 
+/** A lock name that is not a non-empty string within MAX_KEY_BYTES, or lock options that cannot work (`peer.lock()`). Nothing is queued. */
+export class InvalidLockError extends InputError {
+  override readonly code = 'PEERCACHE_ERR_INVALID_LOCK'
+  /** The name that was given. */
+  readonly lock: unknown
+
+  constructor(lock: unknown, reason: string) {
+    super(`peercache: lock ${describeKey(lock)}: ${reason}`)
+    this.lock = lock
+  }
+}
+
+/**
+ * A lease lock could not be had or released (README, "Locks"): `queue-full` (too many callers wait
+ * for it at its owner), `unavailable` (no owner could be reached to release it). `misdirected` and
+ * `cancelled` are seen between peers only: `peer.lock()` asks the new owner, and a cancelled wait
+ * rejects with the caller's abort reason.
+ */
+export class LockError extends PeercacheError {
+  override readonly code = 'PEERCACHE_ERR_LOCK'
+  constructor(
+    readonly lock: string,
+    readonly reason: 'queue-full' | 'unavailable' | 'misdirected' | 'cancelled',
+    message: string,
+  ) {
+    super(`peercache: lock ${describeKey(lock)}: ${reason}: ${message}`)
+  }
+}
+
 function describeKey(key: unknown): string {
   if (typeof key !== 'string') return `(${key === null ? 'null' : typeof key})`
   return JSON.stringify(key.length > 80 ? `${key.slice(0, 80)}…` : key)

@@ -1,0 +1,300 @@
+// Lease locks, the owner's side: one table per process holds, for each lock name, the lease granted
+// (who, which fencing token, until when) and the callers waiting for it, first come first served.
+// A grant is recorded on the name's replicas before the caller hears of it, so that the next owner
+// (one of them) knows the live lease and the last token if this process dies. The same table keeps
+// the records this process gets as a replica, and checks them: a record whose token is lower than
+// one it knows is refused with what it knows, so an owner that lost its memory (a restart) learns
+// the lease and the token from its replicas before it grants anything.
+import { LRUCache } from 'lru-cache'
+import { ClosedError, LockError } from './errors.js'
+
+/** A lease as the wire carries it: its remaining time, not an instant of one process's clock. */
+export interface LeaseRecord {
+  id: string
+  token: number
+  /** ms left when it was sent. */
+  ttlMs: number
+}
+
+/** What an owner records on the replicas of a name: the live lease (or none) and the last token granted. */
+export interface LockRecord {
+  holder: LeaseRecord | null
+  lastToken: number
+}
+
+/** What a waiter is given: its fencing token and the ms its lease has left at the owner. */
+export interface Grant {
+  token: number
+  ttlMs: number
+}
+
+/** What `release` says: released, or why not (README, "Locks"). */
+export type ReleaseResult = { released: true } | { released: false; reason: 'expired' | 'unknown' }
+
+/** How the table reaches the name's other holders (lib/lock-service.ts wires it to the membership). */
+export interface LockReplicator {
+  /** Whether this process owns `name` now (only the owner grants). */
+  isOwner(name: string): boolean
+  /**
+   * Records `record` on every replica of `name`. Resolves undefined once all acknowledged, or with
+   * the newest record one of them knew instead (a later token, or another live lease). Rejects when a
+   * replica could not be reached: nothing is granted then.
+   */
+  record(name: string, record: LockRecord): Promise<LockRecord | undefined>
+}
+
+export interface LockTableOptions {
+  replicator: LockReplicator
+  /** Most callers waiting for one name; past it, LockError 'queue-full'. */
+  maxWaiters: number
+  /** Wait before trying again to record a grant that a replica did not take, in ms. */
+  retryMs?: number
+  /** A record that failed (a replica unreachable), for the log. */
+  onError?: (name: string, err: unknown) => void
+}
+
+interface Held {
+  id: string
+  token: number
+  /** Date.now() ms. */
+  expiresAt: number
+}
+
+interface Waiter {
+  id: string
+  ttlMs: number
+  resolve(grant: Grant): void
+  reject(err: unknown): void
+  /** Cancelled (its caller aborted or hung up): it must not keep a lease. */
+  gone: boolean
+}
+
+interface NameState {
+  holder: Held | undefined
+  lastToken: number
+  waiters: Waiter[]
+  /** A grant is being recorded on the replicas: nothing else is granted meanwhile. */
+  granting: boolean
+  /** Wakes the queue when the holder's lease ends, or to retry a record that failed. */
+  timer: NodeJS.Timeout | undefined
+  /** The last record of a grant failed (reported once until one succeeds). */
+  failing: boolean
+}
+
+/** Idle names whose last token is remembered (their tokens stay increasing even past a restart of their replicas' memory). */
+const MAX_IDLE_NAMES = 100_000
+
+export class LockTable {
+  readonly #options: Required<Omit<LockTableOptions, 'onError'>> & Pick<LockTableOptions, 'onError'>
+  readonly #names = new Map<string, NameState>()
+  readonly #idle = new LRUCache<string, number>({ max: MAX_IDLE_NAMES })
+  /** The largest token this process granted or saw: every token it grants is larger (a Lamport clock, as versions are in store.ts). */
+  #clock = 0
+  #closed = false
+
+  constructor(options: LockTableOptions) {
+    this.#options = { retryMs: 100, ...options }
+  }
+
+  /** Names with a lease or waiters, for tests and stats. */
+  get size(): number {
+    return this.#names.size
+  }
+
+  /** What this process knows of `name`: the live lease, if any, the last token, and how many callers wait here. */
+  known(name: string): { holder: Held | undefined; lastToken: number; waiting: number } {
+    const s = this.#names.get(name)
+    return {
+      holder: live(s?.holder),
+      lastToken: s?.lastToken ?? this.#idle.get(name) ?? 0,
+      waiting: s?.waiters.filter((w) => !w.gone).length ?? 0,
+    }
+  }
+
+  /**
+   * Waits for the lease of `name` as caller `id`, behind every waiter before it. Resolves once the
+   * grant is recorded on the replicas; a caller that goes away calls `release(name, id)`, which takes
+   * it out of the queue (or ends the lease, if the grant won the race).
+   */
+  acquire(name: string, id: string, ttlMs: number): Promise<Grant> {
+    if (this.#closed) return Promise.reject(new ClosedError())
+    const s = this.#state(name)
+    if (s.waiters.length >= this.#options.maxWaiters) {
+      this.#forgetIfIdle(name, s)
+      return Promise.reject(new LockError(name, 'queue-full', `${s.waiters.length} callers wait already`))
+    }
+    return new Promise<Grant>((resolve, reject) => {
+      s.waiters.push({ id, ttlMs, resolve, reject, gone: false })
+      this.#pump(name, s)
+    })
+  }
+
+  /**
+   * Ends the lease `token` of `name` held by `id` (with no token: whatever `id` holds), or takes `id`
+   * out of the queue. A lease whose time ran out, or that a later grant replaced, is `expired`;
+   * one this process has no trace of is `unknown`.
+   */
+  async release(name: string, id: string, token?: number): Promise<ReleaseResult> {
+    const s = this.#names.get(name)
+    const waiting = s?.waiters.findIndex((w) => w.id === id) ?? -1
+    if (s !== undefined && waiting !== -1) {
+      const [w] = s.waiters.splice(waiting, 1)
+      w!.gone = true
+      w!.reject(new LockError(name, 'cancelled', 'released while waiting'))
+    }
+    const held = s?.holder
+    if (s !== undefined && held !== undefined && held.id === id && (token === undefined || token === held.token)) {
+      if (held.expiresAt <= Date.now()) return this.#expire(name, s)
+      s.holder = undefined
+      // The replicas hear of the release before the next grant is recorded (no grant meanwhile): a
+      // grant that overtook it would meet a lease still live there, and be refused.
+      s.granting = true
+      try {
+        await this.#options.replicator.record(name, { holder: null, lastToken: s.lastToken })
+      } catch (err) {
+        // A replica that missed it only makes a next owner wait out the lease's ttl.
+        this.#options.onError?.(name, err)
+      }
+      s.granting = false
+      this.#pump(name, s)
+      return { released: true }
+    }
+    if (token === undefined) return { released: false, reason: 'unknown' }
+    const last = s?.lastToken ?? this.#idle.get(name)
+    return { released: false, reason: last !== undefined && token <= last ? 'expired' : 'unknown' }
+  }
+
+  /**
+   * A record from the owner of `name` (this process is a replica): taken when its token is at least
+   * the last one known here and it does not replace another lease live here. Returns undefined when
+   * taken, else what is known here instead.
+   */
+  record(name: string, record: LockRecord): LockRecord | undefined {
+    const s = this.#state(name)
+    this.#observe(record.lastToken)
+    const mine = live(s.holder)
+    // A newer token that would replace a lease still live here is refused too: its owner does not
+    // know that lease (it restarted, or took over while a release or expiry was on its way).
+    const replacesLive = record.holder !== null && mine !== undefined && mine.id !== record.holder.id
+    if (record.lastToken < s.lastToken || replacesLive) {
+      this.#forgetIfIdle(name, s)
+      return { holder: mine === undefined ? null : onWire(mine), lastToken: s.lastToken }
+    }
+    s.lastToken = record.lastToken
+    s.holder =
+      record.holder === null ? undefined : { id: record.holder.id, token: record.holder.token, expiresAt: Date.now() + record.holder.ttlMs }
+    // Arms the timer that ends the lease here too, should this process become the owner.
+    this.#pump(name, s)
+    return undefined
+  }
+
+  /** Rejects every waiter with ClosedError and stops every timer; leases are left to their replicas. */
+  close(): void {
+    this.#closed = true
+    for (const s of this.#names.values()) {
+      clearTimeout(s.timer)
+      for (const w of s.waiters.splice(0)) {
+        w.gone = true
+        w.reject(new ClosedError())
+      }
+    }
+    this.#names.clear()
+  }
+
+  /** Grants the lease to the first waiter when it is free, this process owns the name, and no grant is under way. */
+  #pump(name: string, s: NameState): void {
+    if (this.#closed || s.granting) return
+    clearTimeout(s.timer)
+    s.timer = undefined
+    const held = live(s.holder)
+    if (held !== undefined) {
+      s.timer = setTimeout(() => this.#pump(name, s), held.expiresAt - Date.now() + 1)
+      return
+    }
+    s.holder = undefined
+    while (s.waiters[0]?.gone) s.waiters.shift()
+    const next = s.waiters[0]
+    if (next === undefined) return void this.#forgetIfIdle(name, s)
+    if (!this.#options.replicator.isOwner(name)) {
+      // Another process owns the name now: its callers ask there (the client tries again).
+      for (const w of s.waiters.splice(0)) w.reject(new LockError(name, 'misdirected', 'this peer no longer owns the lock'))
+      return void this.#forgetIfIdle(name, s)
+    }
+    void this.#grant(name, s, next)
+  }
+
+  async #grant(name: string, s: NameState, w: Waiter): Promise<void> {
+    s.granting = true
+    const token = Math.max(s.lastToken + 1, this.#clock + 1, Date.now() * 1000)
+    const lease: Held = { id: w.id, token, expiresAt: Date.now() + w.ttlMs }
+    let newer: LockRecord | undefined
+    try {
+      newer = await this.#options.replicator.record(name, { holder: onWire(lease), lastToken: token })
+    } catch (err) {
+      if (!s.failing) this.#options.onError?.(name, err)
+      s.failing = true
+      s.granting = false
+      // Not granted: the waiter stays first; a replica that is down is routed around once health says so.
+      if (!this.#closed) s.timer = setTimeout(() => this.#pump(name, s), this.#options.retryMs)
+      return
+    }
+    s.granting = false
+    s.failing = false
+    if (this.#closed) return
+    if (newer !== undefined) {
+      // A replica knew a later token or another live lease (this process forgot it, or missed it).
+      this.#observe(newer.lastToken)
+      s.lastToken = Math.max(s.lastToken, newer.lastToken)
+      s.holder =
+        newer.holder === null ? undefined : { id: newer.holder.id, token: newer.holder.token, expiresAt: Date.now() + newer.holder.ttlMs }
+      return void this.#pump(name, s)
+    }
+    this.#observe(token)
+    s.lastToken = token
+    s.holder = lease
+    if (s.waiters[0] === w) s.waiters.shift()
+    if (w.gone) {
+      // Its caller left while the grant was being recorded: it never holds the lease.
+      void this.release(name, w.id, token)
+      return
+    }
+    w.resolve({ token, ttlMs: Math.max(0, lease.expiresAt - Date.now()) })
+    this.#pump(name, s)
+  }
+
+  #expire(name: string, s: NameState): ReleaseResult {
+    s.holder = undefined
+    this.#pump(name, s)
+    return { released: false, reason: 'expired' }
+  }
+
+  #state(name: string): NameState {
+    let s = this.#names.get(name)
+    if (s === undefined) {
+      s = { holder: undefined, lastToken: this.#idle.get(name) ?? 0, waiters: [], granting: false, timer: undefined, failing: false }
+      this.#idle.delete(name)
+      this.#names.set(name, s)
+    }
+    return s
+  }
+
+  /** A name with no lease, no waiter and no grant under way keeps only its last token. */
+  #forgetIfIdle(name: string, s: NameState): void {
+    if (s.granting || s.waiters.length > 0 || live(s.holder) !== undefined || this.#names.get(name) !== s) return
+    clearTimeout(s.timer)
+    this.#names.delete(name)
+    if (s.lastToken > 0) this.#idle.set(name, s.lastToken)
+  }
+
+  #observe(token: number): void {
+    if (token > this.#clock) this.#clock = token
+  }
+}
+
+function live(held: Held | undefined): Held | undefined {
+  return held !== undefined && held.expiresAt > Date.now() ? held : undefined
+}
+
+function onWire(held: Held): LeaseRecord {
+  return { id: held.id, token: held.token, ttlMs: Math.max(0, held.expiresAt - Date.now()) }
+}
