@@ -8,6 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Auth } from './auth.js'
 import { ConflictError, InvalidValueError, LoadError, LoadTimeoutError, PeerUnavailableError } from './errors.js'
 import { type BatchItem, type Frame, FrameParser, encodeBatch } from './frames.js'
+import { LOCK_HEARTBEAT_MS } from './lock-routes.js'
 import type { ClientTlsOptions } from './options.js'
 import { HEADER, PROTOCOL_VERSION, type PeerTransport, type PutMeta, type Stored, type WireEntry, keyPath } from './protocol.js'
 import { type FetchTraceContext, fetchChannel } from './tracing.js'
@@ -303,6 +304,40 @@ export class PeerClient implements PeerTransport {
       headersTimeout: this.#options.peerTimeoutMs,
     })
     await res.body.dump()
+  }
+
+  /**
+   * POST `{basePath}lock-{op}` with a JSON body (lock-routes.ts); resolves with the answer's JSON line.
+   * An acquire's answer is a long-poll: blank lines until the grant, so the body may take as long as
+   * the wait, but never three heartbeats without a byte.
+   */
+  async lockCall(peer: string, op: 'acquire' | 'release' | 'record', body: object, signal?: AbortSignal): Promise<unknown> {
+    const path = `${this.#options.basePath}lock-${op}`
+    const bytes = Buffer.from(JSON.stringify(body))
+    const headers = { ...this.#headers, 'content-type': 'application/json' }
+    let a: Answer
+    try {
+      const res = await this.#pool(peer).request({
+        path,
+        method: 'POST',
+        headers: this.#signed(headers, 'POST', path, bytes),
+        body: bytes,
+        signal,
+        headersTimeout: this.#options.peerTimeoutMs,
+        bodyTimeout: Math.max(this.#options.fetchTimeoutMs, 3 * LOCK_HEARTBEAT_MS),
+      })
+      a = { statusCode: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) }
+    } catch (err) {
+      throw transportError(peer, err)
+    }
+    if (a.statusCode !== 200) throw answerError(peer, '(locks)', '', a)
+    try {
+      return JSON.parse(a.body.toString('utf8').trim()) as unknown
+    } catch {
+      throw new PeerUnavailableError(peer, `a lock answer that is not JSON: ${a.body.toString('utf8').slice(0, 200)}`, {
+        reason: 'bad-answer',
+      })
+    }
   }
 
   /** Drops the pools of peers that left. */

@@ -32,6 +32,13 @@ export const BACKUP_DEFAULTS = Object.freeze({
   restoreOnStart: true,
 } as const)
 
+/** Defaults of {@link LocksOptions} (PeerOptions `locks`); the README's table names them `locks.*`. */
+export const LOCK_DEFAULTS = Object.freeze({
+  ttlMs: 10_000,
+  replicas: 2,
+  maxWaiters: 1000,
+} as const)
+
 /** Defaults of {@link ListenOptions}. */
 export const LISTEN_DEFAULTS = Object.freeze({
   port: 0,

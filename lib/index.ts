@@ -4,6 +4,8 @@ export { Group } from './group.js'
 export type {
   PeerOptions,
   BackupOptions,
+  LocksOptions,
+  LockOptions,
   ListenOptions,
   GroupOptions,
   GetOptions,
@@ -31,8 +33,10 @@ export {
   HINTS_DEFAULTS,
   AUTH_DEFAULTS,
   UPDATE_DEFAULTS,
+  LOCK_DEFAULTS,
 } from './defaults.js'
 export type { BackupRestore } from './backup.js'
+export type { Lease, LeaseRelease, LockState } from './lock-service.js'
 export { type AuthOptions, signRequest } from './auth.js'
 export type { ServerTlsOptions } from './listen.js'
 export type { CacheStats } from './cache.js'
@@ -57,4 +61,6 @@ export {
   AbortError,
   SnapshotError,
   ConflictError,
+  InvalidLockError,
+  LockError,
 } from './errors.js'

@@ -156,6 +156,11 @@ export class Membership {
     )
   }
 
+  /** Something suggests `peer` may be down (a caller came here for what it owns): a probe decides. */
+  check(peer: string): void {
+    if (peer !== this.self && this.isMember(peer)) this.#health.check(peer)
+  }
+
   /** `peer` answered a request. */
   peerAnswered(peer: string): void {
     this.#health.success(peer)

@@ -142,6 +142,39 @@ export interface PeerOptions extends PeerSecurityOptions {
   handOffBytes?: number
   /** Saves every group's snapshot to a directory on a schedule and on close, and restores from it (README, "Backups"). Default: none. */
   backup?: BackupOptions
+  /** Lease locks hosted by this peer and asked for with `peer.lock()` (README, "Locks"). */
+  locks?: LocksOptions
+}
+
+/** Lease locks (PeerOptions `locks`); the README's table names them `locks.*`. */
+export interface LocksOptions {
+  /**
+   * How long a lease lasts when `peer.lock()` is given no `ttlMs`, in ms: it ends then unless
+   * released before. Give every peer the same.
+   * @default {@link LOCK_DEFAULTS}.ttlMs (10000)
+   */
+  ttlMs?: number
+  /**
+   * On how many peers besides its owner a lease is recorded before it is granted (the next peers on
+   * the ring after the lock name's owner): the death of up to this many holders neither loses a live
+   * lease nor grants it twice. Give every peer the same.
+   * @default {@link LOCK_DEFAULTS}.replicas (2)
+   */
+  replicas?: number
+  /**
+   * Most callers that may wait for one lock at its owner; one more is refused with LockError
+   * `queue-full`.
+   * @default {@link LOCK_DEFAULTS}.maxWaiters (1000)
+   */
+  maxWaiters?: number
+}
+
+/** Options of one `peer.lock()` call. */
+export interface LockOptions {
+  /** How long the lease lasts once granted, in ms (1 to 86,400,000). Default: the peer's `locks.ttlMs`. */
+  ttlMs?: number
+  /** Aborting it while waiting rejects at once with its reason (an AbortError when it has none); the lease is never held. */
+  signal?: AbortSignal
 }
 
 /** Scheduled backups of every group (PeerOptions `backup`). */
@@ -222,6 +255,7 @@ export const PEER_OPTION_NAMES = Object.keys({
   logger: true,
   hints: true,
   backup: true,
+  locks: true,
   handOffMs: true,
   replicaPeekMs: true,
   handOffBytes: true,
@@ -238,6 +272,13 @@ export const BACKUP_OPTION_NAMES = Object.keys({
   keep: true,
   restoreOnStart: true,
 } satisfies Record<keyof BackupOptions, true>)
+
+/** Every name LocksOptions has. */
+export const LOCKS_OPTION_NAMES = Object.keys({
+  ttlMs: true,
+  replicas: true,
+  maxWaiters: true,
+} satisfies Record<keyof LocksOptions, true>)
 
 /** The client side of TLS between peers (undici's `connect` options). */
 export interface ClientTlsOptions {

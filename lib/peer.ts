@@ -1,6 +1,6 @@
 // The Peer is what a user embeds: it owns the groups and wires the parts to them: the membership
 // (ring and failure detection), the HTTP client and the server. The parts never import it.
-// Over 300 lines: it is the whole public surface of a Peer (groups, membership, listen, close, backups,
+// Over 300 lines: it is the whole public surface of a Peer (groups, membership, listen, close, backups, locks,
 // metrics), each method a few lines handing over to its room.
 import type http from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -19,7 +19,8 @@ import { Hints } from './hints.js'
 import { Membership } from './membership.js'
 import { Readiness } from './readiness.js'
 import { type MetricsOptions, type MetricsRegistry, type MetricsSource, registerMetrics } from './metrics.js'
-import { type ListenOptions, PEER_OPTION_NAMES, type PeerOptions } from './options.js'
+import { type Lease, type LockService, type LockState, lockService } from './lock-service.js'
+import { type ListenOptions, type LockOptions, PEER_OPTION_NAMES, type PeerOptions } from './options.js'
 import { MAX_BATCH_KEYS } from './protocol.js'
 import { createHttpProbe, type HttpProbe } from './probe.js'
 import { Ring } from './ring.js'
@@ -53,6 +54,7 @@ export class Peer {
   readonly #unregister: (() => void)[] = []
 
   readonly #backups: Backups | undefined
+  readonly #locks: LockService
   readonly #handOffMs: number
   readonly #handOffBytes: number
   /** Restores from backups started by peer.group(), in the order of the groups. */
@@ -147,6 +149,9 @@ export class Peer {
       hints: new Hints(hintBounds(options.hints)),
       replicaPeekMs: integer('replicaPeekMs', o.replicaPeekMs, 0),
     })
+    this.#locks = lockService(options.locks, this.#membership, this.#client, (name, err) =>
+      log(this.#log, 'warn', { self: this.self, lock: name, error: describe(err) }, 'a lock grant could not be recorded on its replicas'),
+    )
     this.handler = createHandler({
       basePath: o.basePath,
       group: (name) => this.#groups.get(name)?.ownerSide,
@@ -167,8 +172,29 @@ export class Peer {
       maxVersionAheadMs,
       maxBatchBytes: integer('maxBatchBytes', o.maxBatchBytes, 1),
       profiling: flag('profiling', o.profiling),
+      locks: this.#locks.routes(maxVersionAheadMs),
     })
     this.#backups?.start()
+  }
+
+  /**
+   * Waits for the lease lock `name` (README, "Locks") and resolves once this caller holds it: its
+   * fencing token, and `release()`. Hosted by the owner of `name` on the ring. Rejects at once with
+   * the signal's reason when `signal` aborts (an AbortError when it has none), InvalidLockError for
+   * a bad name or options, LockError `queue-full`, ClosedError once the peer is closed.
+   */
+  lock(name: string, options?: LockOptions): Promise<Lease> {
+    if (this.#closing) return Promise.reject(new ClosedError())
+    return this.#locks.lock(name, options)
+  }
+
+  /**
+   * What this process knows of the lock `name`, as its owner or one of its replicas: the live lease
+   * (its token and when it ends, Date.now() ms), the last token granted, and how many callers wait
+   * here (at the owner). For operators and tests; `peer.lock()` is how a lease is had.
+   */
+  lockState(name: string): LockState {
+    return this.#locks.state(name)
   }
 
   /** The current members, sorted. */
@@ -336,6 +362,8 @@ export class Peer {
         )
     })
     this.#membership.closed = true
+    // Waiters here are told at once (remote ones ask the next owner, which knows the leases from its records).
+    this.#locks.close()
     await this.#health.close()
     await this.#probe.close()
     const server = this.#server

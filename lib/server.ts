@@ -8,6 +8,7 @@ import { readBody } from './body.js'
 import { ConflictError } from './errors.js'
 import { answerHeap, answerProfile } from './profile.js'
 import { HEADER, PROTOCOL_VERSION, type PutMeta, type ServedGroup, type WriteCondition } from './protocol.js'
+import { answerLock, type LockRoutes } from './lock-routes.js'
 import { fail, reasonOf, refuseBody } from './refusals.js'
 import { versionHeader } from './versions.js'
 
@@ -29,6 +30,8 @@ export interface HandlerOptions {
   maxBatchBytes: number
   /** Whether `GET {basePath}debug/profile` and `debug/heap` answer (profile.ts); 404 when not. */
   profiling: boolean
+  /** The lease locks this peer hosts (POST {basePath}lock-acquire, lock-release, lock-record). */
+  locks?: LockRoutes
 }
 
 /** A node:http request listener; `next` (Express/Connect style) gets requests outside the base path. */
@@ -85,6 +88,11 @@ function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerR
       return void res.end()
     }
     if (parts.length === 2 && parts[0] === 'debug') return answerDebug(req, res, parts[1]!, options)
+    if (parts.length === 1 && parts[0]!.startsWith('lock-') && options.locks !== undefined) {
+      if (req.method !== 'POST') return notAllowed(res, req.method, 'POST')
+      if (options.closing()) return fail(res, 'closing', 'this peer is shutting down')
+      return void answerLock(parts[0]!.slice('lock-'.length), req, res, options.locks, signed)
+    }
     if (parts.length === 1 && parts[0] === 'batch') {
       if (req.method !== 'POST') return notAllowed(res, req.method, 'POST')
       if (options.closing()) return fail(res, 'closing', 'this peer is shutting down')

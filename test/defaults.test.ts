@@ -12,6 +12,7 @@ const PREFIX: Record<string, string> = {
   HINTS_DEFAULTS: 'hints.',
   AUTH_DEFAULTS: 'auth.',
   UPDATE_DEFAULTS: 'update.',
+  LOCK_DEFAULTS: 'locks.',
 }
 
 /** The README's Defaults table as option → the literal in its default column. */

@@ -20,6 +20,8 @@ const samples: Record<string, Error> = {
   DiscoveryError: new api.DiscoveryError('peers.local', 'empty', 'no records'),
   SnapshotError: new api.SnapshotError('g', 'bad magic'),
   ConflictError: new api.ConflictError('g', 'k', 1764545000000000, { ifVersion: 1764544000000000 }),
+  InvalidLockError: new api.InvalidLockError('', 'a lock name is a non-empty string'),
+  LockError: new api.LockError('rebuild', 'queue-full', '1000 callers wait already'),
 }
 
 t.test('every exported error class is instanceof PeercacheError and has a stable code', async (t) => {
@@ -39,7 +41,7 @@ t.test('every exported error class is instanceof PeercacheError and has a stable
 })
 
 t.test('input errors are TypeErrors as well; the others are not', async (t) => {
-  for (const name of ['InvalidKeyError', 'InvalidGroupError', 'InvalidOptionError', 'InvalidValueError']) {
+  for (const name of ['InvalidKeyError', 'InvalidGroupError', 'InvalidOptionError', 'InvalidValueError', 'InvalidLockError']) {
     t.ok(samples[name] instanceof TypeError, `${name} instanceof TypeError`)
   }
   for (const name of [
@@ -51,6 +53,7 @@ t.test('input errors are TypeErrors as well; the others are not', async (t) => {
     'DiscoveryError',
     'SnapshotError',
     'ConflictError',
+    'LockError',
   ]) {
     t.notOk(samples[name] instanceof TypeError, `${name} is not a TypeError`)
   }
