@@ -31,7 +31,7 @@ import type {
 import { zeroCounters } from './options.js'
 import { expiry, OwnerSide } from './owner.js'
 import type { WireEntry } from './protocol.js'
-import { type HandOffBudget, handOff } from './handoff.js'
+import { type EntrySource, type HandOffBudget, handBack, handOff } from './handoff.js'
 import { type GroupSettings, groupSettings, noLoader } from './group-settings.js'
 import { Replication } from './replication.js'
 import { restoreSnapshot, type SnapshotTarget, writeSnapshot } from './snapshot.js'
@@ -458,10 +458,18 @@ export class Group<T = Buffer> {
     return { group: this.name, ...this.#counters, inFlight, peerLoadsRunning: running, peerLoadsQueued: queued, ...this.#store.stats() }
   }
 
-  /** @internal On a graceful close, before leaving: copies the entries this process owns to their holders-to-be. */
+  /** @internal On a graceful close, before leaving: copies the entries this process holds to their holders-to-be. */
   handOff(holdersAfter: (key: string, count: number) => string[], budget: HandOffBudget): Promise<void> {
-    const source = { group: this.name, store: this.#store, membership: this.#membership, replicas: this.#s.replicas, holdersAfter }
-    return handOff(source, budget)
+    return handOff({ ...this.#entries(), holdersAfter }, budget)
+  }
+
+  /** @internal `peer` is up again after it was down: copies to it the entries it should hold that this process is first to hold. */
+  handBack(peer: string, budget: HandOffBudget): Promise<void> {
+    return handBack(this.#entries(), peer, budget)
+  }
+
+  #entries(): EntrySource<T> {
+    return { group: this.name, store: this.#store, membership: this.#membership, replicas: this.#s.replicas }
   }
 
   /**

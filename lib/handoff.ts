@@ -1,7 +1,8 @@
 // Hand-off on a graceful close: before a process announces that it leaves, it copies the entries it
-// owns to the peers that will hold them once it is gone (the ring without it), so they start with
-// the value instead of loading it from the origin. Bounded in time and bytes, most recently used
-// first; a peer that already holds the key (today's replicas) is not sent it again.
+// holds to the peers that will hold them once it is gone (the ring without it), so they start with
+// the value instead of loading it from the origin; a peer that holds the key today is not sent it
+// again. And hand-back: when a peer is seen up again after it was down, the entries it should hold
+// are copied to it. Both bounded in time and bytes, most recently used first.
 import type { Membership } from './membership.js'
 import type { PutMeta } from './protocol.js'
 import type { Store } from './store.js'
@@ -18,28 +19,56 @@ export interface HandOffBudget {
   left: number
 }
 
-export interface HandOffSource<T> {
+/** A group's entries and how its keys are placed. */
+export interface EntrySource<T> {
   group: string
   store: Store<T>
   membership: Membership
   /** Peers holding each key, the owner included. */
   replicas: number
+}
+
+export interface HandOffSource<T> extends EntrySource<T> {
   /** The key's holders once this process has left (the ring without it). */
   holdersAfter(key: string, count: number): string[]
 }
 
-/** Copies the fresh entries this process owns to their holders-to-be; resolves when sent or out of budget. */
-export async function handOff<T>(source: HandOffSource<T>, budget: HandOffBudget): Promise<void> {
-  const { group, store, membership, replicas } = source
+/**
+ * Before this process leaves: each fresh entry it holds (as owner or replica) goes to the peers that
+ * will hold it once it is gone and do not hold it today, so every key keeps its copies.
+ */
+export function handOff<T>(source: HandOffSource<T>, budget: HandOffBudget): Promise<void> {
+  const { membership, replicas } = source
+  return copyEntries(source, budget, (key) => {
+    const holders = membership.ownerAndReplicas(key, replicas)
+    if (!holders.includes(membership.self)) return []
+    return source.holdersAfter(key, replicas).filter((peer) => !holders.includes(peer)) // today's holders have it already
+  })
+}
+
+/**
+ * `peer` is back after it was down (a restart, a deploy): it holds nothing, or what it held before.
+ * The entries it should hold go to it, each sent by one process only: the first of the key's other
+ * holders, which is this one. A rolling restart then keeps every key's copies, where without this
+ * the next process to restart took the last copy of the keys the returned one no longer held.
+ */
+export function handBack<T>(source: EntrySource<T>, peer: string, budget: HandOffBudget): Promise<void> {
+  const { membership, replicas } = source
+  return copyEntries(source, budget, (key) => {
+    const holders = membership.ownerAndReplicas(key, replicas)
+    return holders.includes(peer) && holders.find((h) => h !== peer) === membership.self ? [peer] : []
+  })
+}
+
+/** Copies each fresh entry to the peers `to` names for it, within the budget; resolves when sent or out of budget. */
+async function copyEntries<T>(source: EntrySource<T>, budget: HandOffBudget, to: (key: string) => string[]): Promise<void> {
+  const { group, store, membership } = source
   const now = Date.now()
   const copies: Promise<void>[] = []
   // lru-cache lists from most to least recently used: the keys most likely asked for next go first.
   for (const [key, entry] of [...store.main.entries()]) {
     if (entry.expiresAt !== 0 && entry.expiresAt <= now) continue
-    const holders = membership.ownerAndReplicas(key, replicas)
-    if (holders[0] !== membership.self) continue
-    for (const peer of source.holdersAfter(key, replicas)) {
-      if (holders.includes(peer)) continue // a replica today: it has the copy already
+    for (const peer of to(key)) {
       const size = entry.bytes.length + key.length
       if (size > budget.bytesLeft || Date.now() > budget.deadline) {
         budget.left++

@@ -117,6 +117,8 @@ export class Peer {
         if (to === 'down') this.#client.abortPeer(p, `marked down (${reason})`)
         // Back: the writes it missed meanwhile are replayed, so it stops serving what they replaced.
         if (to === 'up') void this.#membership.replayHints(p)
+        // Back after it was down (a restart, a deploy): it gets the entries it should hold.
+        if (to === 'up' && from === 'down') void this.#handBack(p)
         // A peer down or back moves its keys: their new owner may have missed writes its replicas kept.
         if (to === 'down' || from === 'down') this.#membership.routingChanged()
         const lastError = to === 'down' ? this.#health.snapshot().find((s) => s.peer === p)?.lastError : undefined
@@ -385,17 +387,28 @@ export class Peer {
     for (const unregister of this.#unregister.splice(0)) unregister()
   }
 
-  /** Copies the entries this peer owns to their holders-to-be (handoff.ts), within handOffMs and handOffBytes. */
+  /** Copies the entries this peer holds to their holders-to-be (handoff.ts), within handOffMs and handOffBytes. */
   async #handOff(): Promise<void> {
-    if (this.#handOffMs === 0 || this.#membership.members().length < 2) return
-    const budget: HandOffBudget = { deadline: Date.now() + this.#handOffMs, bytesLeft: this.#handOffBytes, sent: 0, left: 0 }
+    if (this.#membership.members().length < 2) return
     const holdersAfter = this.#membership.holdersWithout(this.self)
+    await this.#copyEntries('handed off the entries this peer holds', (group, budget) => group.handOff(holdersAfter, budget))
+  }
+
+  /** Copies to `peer`, back after it was down, the entries it should hold (handoff.ts), within handOffMs and handOffBytes. */
+  async #handBack(peer: string): Promise<void> {
+    if (this.#closing) return
+    await this.#copyEntries(`handed back to ${peer} the entries it holds`, (group, budget) => group.handBack(peer, budget), { peer })
+  }
+
+  async #copyEntries(what: string, copy: (group: Group<unknown>, budget: HandOffBudget) => Promise<void>, fields = {}): Promise<void> {
+    if (this.#handOffMs === 0) return
+    const budget: HandOffBudget = { deadline: Date.now() + this.#handOffMs, bytesLeft: this.#handOffBytes, sent: 0, left: 0 }
     try {
-      for (const group of this.#groups.values()) await group.handOff(holdersAfter, budget)
+      for (const group of this.#groups.values()) await copy(group, budget)
     } catch (err) {
-      log(this.#log, 'error', { self: this.self, error: describe(err) }, 'hand-off failed')
+      log(this.#log, 'error', { self: this.self, ...fields, error: describe(err) }, `${what}: failed`)
     }
-    log(this.#log, 'info', { self: this.self, sent: budget.sent, left: budget.left }, 'handed off the entries this peer owns')
+    log(this.#log, 'info', { self: this.self, ...fields, sent: budget.sent, left: budget.left }, what)
   }
 
   #buildRing(peers: readonly string[]): Ring {
