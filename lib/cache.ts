@@ -39,7 +39,8 @@ export class ByteCache<T = unknown> {
   /** How long an expired entry is kept (to be served stale while it is refreshed), in ms; 0: dropped at expiry. */
   readonly #graceMs: number
 
-  constructor(maxBytes: number, graceMs = 0) {
+  /** `onEvict(key, entry)`: an entry was dropped for room (change events announce it). */
+  constructor(maxBytes: number, graceMs = 0, onEvict?: (key: string, entry: Entry<T>) => void) {
     this.maxBytes = Math.max(0, Math.floor(maxBytes))
     this.#graceMs = graceMs
     // lru-cache needs a positive maxSize; a zero budget (e.g. hot cache turned off) stores nothing.
@@ -52,9 +53,11 @@ export class ByteCache<T = unknown> {
             // Expiry is an absolute wall-clock time chosen by the owner, so that copies on other
             // processes expire at the same moment: lru-cache's clock must be the wall clock too.
             perf: Date,
-            dispose: (_value, _key, reason) => {
-              if (reason === 'evict') this.evictions++
-              else if (reason === 'expire') this.expirations++
+            dispose: (value, key, reason) => {
+              if (reason === 'evict') {
+                this.evictions++
+                onEvict?.(key, value)
+              } else if (reason === 'expire') this.expirations++
             },
           })
   }

@@ -10,7 +10,16 @@ import { ConflictError, InvalidValueError, LoadError, LoadTimeoutError, PeerUnav
 import { type BatchItem, type Frame, FrameParser, encodeBatch } from './frames.js'
 import { LOCK_HEARTBEAT_MS } from './lock-routes.js'
 import type { ClientTlsOptions } from './options.js'
-import { HEADER, PROTOCOL_VERSION, type PeerTransport, type PutMeta, type Stored, type WireEntry, keyPath } from './protocol.js'
+import {
+  type ChangeNote,
+  HEADER,
+  PROTOCOL_VERSION,
+  type PeerTransport,
+  type PutMeta,
+  type Stored,
+  type WireEntry,
+  keyPath,
+} from './protocol.js'
 import { type FetchTraceContext, fetchChannel } from './tracing.js'
 import { plausibleVersion } from './versions.js'
 
@@ -247,6 +256,7 @@ export class PeerClient implements PeerTransport {
       if (m.condition) headers[HEADER.ifVersion] = 'ifAbsent' in m.condition ? 'absent' : String(m.condition.ifVersion)
     }
     if (m.absent) headers[HEADER.absent] = '1'
+    if (m.note) noteHeaders(headers, m.note)
     // A replica only stores: it answers within peerTimeoutMs or is taken for down. A set waits for
     // the owner, which may itself wait up to peerTimeoutMs for its replicas.
     const timeout = m.replica ? this.#options.peerTimeoutMs : this.#options.fetchTimeoutMs
@@ -261,8 +271,9 @@ export class PeerClient implements PeerTransport {
   }
 
   /** DELETE: the peer drops its copies of `key` (older than `before`, when given) and refuses older writes. Resolves with its tombstone version. */
-  async delete(peer: string, group: string, key: string, before?: number): Promise<number> {
-    const headers = before === undefined ? this.#headers : { ...this.#headers, [HEADER.version]: String(before) }
+  async delete(peer: string, group: string, key: string, before?: number, note?: ChangeNote): Promise<number> {
+    let headers = before === undefined ? this.#headers : { ...this.#headers, [HEADER.version]: String(before) }
+    if (note) headers = noteHeaders({ ...headers }, note)
     const a = await this.#request(peer, 'DELETE', group, key, headers, this.#options.peerTimeoutMs)
     if (a.statusCode !== 204 && a.statusCode !== 200) throw answerError(peer, group, key, a)
     return this.#meta(peer, a.headers).version
@@ -404,6 +415,14 @@ export class PeerClient implements PeerTransport {
     }
     return pool
   }
+}
+
+/** The headers of a write that is part of a set or remove (HEADER.change). */
+function noteHeaders(headers: Record<string, string>, note: ChangeNote): Record<string, string> {
+  headers[HEADER.change] = note.kind
+  headers[HEADER.origin] = note.origin
+  if (note.expiresAt) headers[HEADER.expires] = String(note.expiresAt)
+  return headers
 }
 
 function transportError(peer: string, err: unknown): PeerUnavailableError {

@@ -62,6 +62,7 @@ export const GROUP_DEFAULTS = Object.freeze({
   maxKeyBytes: 4096,
   maxPeerLoads: 32,
   maxQueuedPeerLoads: 256,
+  maxQueuedEvents: 10_000,
 } as const)
 
 /** Defaults of {@link UpdateOptions} (`group.update()`); the README's table names them `update.*`. */

@@ -31,6 +31,8 @@ export interface GroupSettings<T> {
   /** Origin loads run for peers at once, and how many more may wait (lib/overload.ts). */
   maxPeerLoads: number
   maxQueuedPeerLoads: number
+  /** Change events waiting per listener, at most. */
+  maxQueuedEvents: number
 }
 
 export function groupSettings<T>(name: string, options: GroupOptions<T>): GroupSettings<T> {
@@ -67,6 +69,7 @@ export function groupSettings<T>(name: string, options: GroupOptions<T>): GroupS
     maxKeyBytes: integer('maxKeyBytes', options.maxKeyBytes ?? GROUP_DEFAULTS.maxKeyBytes, 1, MAX_KEY_BYTES),
     maxPeerLoads: integer('maxPeerLoads', options.maxPeerLoads ?? GROUP_DEFAULTS.maxPeerLoads, 1),
     maxQueuedPeerLoads: integer('maxQueuedPeerLoads', options.maxQueuedPeerLoads ?? GROUP_DEFAULTS.maxQueuedPeerLoads, 0),
+    maxQueuedEvents: integer('maxQueuedEvents', options.maxQueuedEvents ?? GROUP_DEFAULTS.maxQueuedEvents, 1),
   }
 }
 

@@ -7,7 +7,15 @@
 // each a few lines handing over to its own room (replication, snapshot, handoff; options in group-settings).
 import { type Entry, entrySize } from './cache.js'
 import { absentEntry, decodeEntry, encodeValue, ownBytes } from './codec.js'
-import { ClosedError, ConflictError, InvalidValueError, LoadError, LoadTimeoutError, PeerUnavailableError } from './errors.js'
+import {
+  ClosedError,
+  ConflictError,
+  InvalidOptionError,
+  InvalidValueError,
+  LoadError,
+  LoadTimeoutError,
+  PeerUnavailableError,
+} from './errors.js'
 import { type CallState, Flight } from './flight.js'
 import { Hotness } from './hotness.js'
 import { LoadLimiter } from './overload.js'
@@ -37,6 +45,7 @@ import { Replication } from './replication.js'
 import { restoreSnapshot, type SnapshotTarget, writeSnapshot } from './snapshot.js'
 import { Store } from './store.js'
 import { type UpdateTarget, Updates, writeCondition } from './atomic.js'
+import { type ChangeListener, ChangeEvents } from './events.js'
 import { loadChannel } from './tracing.js'
 import { checkKey, nonNegative } from './validate.js'
 
@@ -64,6 +73,7 @@ export class Group<T = Buffer> {
   readonly #peerLoads: LoadLimiter
   readonly #updates = new Updates<T>()
   readonly #updateTarget: UpdateTarget<T>
+  readonly #events: ChangeEvents
 
   /** Groups are made by `peer.group()`, not by this constructor. */
   constructor(name: string, options: GroupOptions<T>, membership: Membership) {
@@ -71,7 +81,8 @@ export class Group<T = Buffer> {
     this.#s = settings
     this.name = name
     this.#membership = membership
-    this.#store = new Store<T>(settings.mainBytes, settings.hotBytes, settings.graceMs)
+    this.#events = new ChangeEvents(name, membership.self, settings.maxQueuedEvents, this.#counters)
+    this.#store = new Store<T>(settings.mainBytes, settings.hotBytes, settings.graceMs, (key, e) => this.#events.evicted(key, e.version))
     this.#peerLoads = new LoadLimiter(name, settings.maxPeerLoads, settings.maxQueuedPeerLoads)
     this.#replication = new Replication<T>({
       group: name,
@@ -79,9 +90,9 @@ export class Group<T = Buffer> {
       store: this.#store,
       codec: this.#s.codec,
       replicas: settings.replicas,
-      dropHere: (key, before) => this.ownerSide.drop(key, before),
+      dropHere: (key, before, note) => this.ownerSide.drop(key, before, note),
       clearHere: (epoch) => this.ownerSide.clear(epoch),
-      storeHere: (key, bytes, ttlMs, absent, condition) => this.ownerSide.storeAsOwner(key, bytes, ttlMs, absent, condition),
+      storeHere: (key, bytes, ttlMs, absent, condition, note) => this.ownerSide.storeAsOwner(key, bytes, ttlMs, absent, condition, note),
       onReplicaFill: () => this.#counters.replicaFills++,
     })
     this.ownerSide = new OwnerSide<T>({
@@ -99,6 +110,7 @@ export class Group<T = Buffer> {
       checkKey: (key) => this.#checkKey(key),
       holds: (key, extra) => membership.holds(key, settings.replicas + extra),
       limiter: this.#peerLoads,
+      events: this.#events,
     })
     const [getEntry, set] = [this.getEntry.bind(this), this.set.bind(this)]
     this.#updateTarget = { name, getEntry, set, counters: this.#counters }
@@ -406,6 +418,18 @@ export class Group<T = Buffer> {
   }
 
   /**
+   * Change events: `listener({ group, key, kind, version, origin, expiresAt })` for every set, remove
+   * and expiry of the group's keys made anywhere in the cluster, and this process's evictions; per key
+   * in version order, at most once, through a bounded queue (README, "Change events"). Returns the
+   * function that unsubscribes.
+   */
+  on(event: 'change', listener: ChangeListener): () => void {
+    if (event !== 'change') throw new InvalidOptionError('event', `groups emit 'change' only, not ${JSON.stringify(event)}`)
+    if (typeof listener !== 'function') throw new InvalidOptionError('listener', 'must be a function')
+    return this.#events.subscribe(listener)
+  }
+
+  /**
    * Writes the group's fresh entries, with their versions and expiry, to `writable` (a file, an
    * upload stream, a socket) in the snapshot format (README, "Snapshots"); ends it unless `end: false`.
    */
@@ -480,6 +504,7 @@ export class Group<T = Buffer> {
     this.#loads.abortAll(reason)
     this.#fetches.abortAll(reason)
     this.#replication.close()
+    this.#events.close()
   }
 
   /** A value larger than the group's budget is handed back but not cached: counted, and said once per group. */

@@ -5,11 +5,13 @@
 // bounded in count, bytes and age; when one had to be given up, the peer is marked `lost` and is told,
 // when it comes back, to drop what it holds instead (it reloads from the owners and replicas).
 import { HINTS_DEFAULTS } from './defaults.js'
+import type { ChangeNote } from './protocol.js'
 
-/** One write a peer missed: the newest per group and key is kept. */
-export type Hint =
+/** One write a peer missed: the newest per group and key is kept (with the change it was part of: the peer announces it when replayed). */
+export type Hint = (
   | { kind: 'drop'; group: string; key: string; before: number | undefined; at: number }
   | { kind: 'copy'; group: string; key: string; bytes: Buffer; version: number; expiresAt: number; at: number }
+) & { note?: ChangeNote }
 
 /** What the hints for one peer hold when they are taken. */
 export interface TakenHints {

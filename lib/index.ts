@@ -37,6 +37,7 @@ export {
 } from './defaults.js'
 export type { BackupRestore } from './backup.js'
 export type { Lease, LeaseRelease, LockState } from './lock-service.js'
+export type { ChangeEvent, ChangeKind, ChangeListener } from './events.js'
 export { type AuthOptions, signRequest } from './auth.js'
 export type { ServerTlsOptions } from './listen.js'
 export type { CacheStats } from './cache.js'

@@ -146,8 +146,14 @@ export class Membership {
       hints.map((h) =>
         this.limit(async () => {
           try {
-            if (h.kind === 'drop') await this.transport.delete(peer, h.group, h.key, h.before)
-            else await this.transport.put(peer, h.group, h.key, h.bytes, { replica: true, version: h.version, expiresAt: h.expiresAt })
+            if (h.kind === 'drop') await this.transport.delete(peer, h.group, h.key, h.before, h.note)
+            else
+              await this.transport.put(peer, h.group, h.key, h.bytes, {
+                replica: true,
+                version: h.version,
+                expiresAt: h.expiresAt,
+                note: h.note,
+              })
           } catch {
             this.hints.add(peer, h)
           }

@@ -66,6 +66,8 @@ const GROUP_COUNTERS = {
   sets_total: ['sets', 'Calls to set()'],
   removes_total: ['removes', 'Calls to remove()'],
   replica_writes_total: ['replicaWrites', 'Copies of values received from their owners, as a replica'],
+  conflicts_total: ['conflicts', 'Conditional sets made here (ifVersion, ifAbsent, update) refused by the owner'],
+  events_dropped_total: ['eventsDropped', 'Change events dropped because a listener queue was full (maxQueuedEvents)'],
 } as const satisfies Record<string, readonly [keyof GroupStats, string]>
 
 const CACHES = ['main', 'hot'] as const

@@ -413,6 +413,13 @@ export interface GroupOptions<T = Buffer> {
    * @default {@link GROUP_DEFAULTS}.maxQueuedPeerLoads (256)
    */
   maxQueuedPeerLoads?: number
+  /**
+   * Change events that may wait for each `group.on('change')` listener, a count: a listener slower
+   * than the changes drops what comes past it (counted in stats().eventsDropped, a warning said once),
+   * so it never holds up gets or writes.
+   * @default {@link GROUP_DEFAULTS}.maxQueuedEvents (10000)
+   */
+  maxQueuedEvents?: number
 }
 
 /** Every name GroupOptions has: anything else given to `peer.group()` is refused (tsc keeps the two in step). */
@@ -431,6 +438,7 @@ export const GROUP_OPTION_NAMES = Object.keys({
   absentTtlMs: true,
   maxPeerLoads: true,
   maxQueuedPeerLoads: true,
+  maxQueuedEvents: true,
 } satisfies Record<keyof GroupOptions, true>)
 
 export interface GetOptions {
@@ -595,6 +603,8 @@ export interface GroupStats {
   updates: number
   /** Conflicts update() retried (a fresh read and write each). */
   updateRetries: number
+  /** Change events dropped because a listener's queue was full (maxQueuedEvents): that listener never saw them. */
+  eventsDropped: number
   /** Flights under way now. */
   inFlight: number
   /** Origin loads running now for other peers (at most maxPeerLoads). */
@@ -629,6 +639,7 @@ export function zeroCounters(): GroupCounters {
     'conflicts',
     'updates',
     'updateRetries',
+    'eventsDropped',
   )
   names.push('peerGets', 'replicaGets', 'loadGets', 'failedGets', 'dedupedGets', 'serverMisses', 'serverErrors')
   return Object.fromEntries(names.map((n) => [n, 0])) as GroupCounters

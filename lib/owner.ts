@@ -8,7 +8,8 @@ import { ConflictError, InvalidValueError, PeercacheError } from './errors.js'
 import type { Flight } from './flight.js'
 import { type LoadLimiter, OverloadedError } from './overload.js'
 import type { GroupCounters } from './options.js'
-import type { PutMeta, ServedGroup, Stored, WriteCondition } from './protocol.js'
+import type { ChangeEvents } from './events.js'
+import type { ChangeNote, PutMeta, ServedGroup, Stored, WriteCondition } from './protocol.js'
 import type { Replication } from './replication.js'
 import type { Store } from './store.js'
 
@@ -34,6 +35,8 @@ export interface OwnerSideOptions<T> {
   holds(key: string, extra: number): boolean
   /** Bounds the origin loads started for peers. */
   limiter: LoadLimiter
+  /** Where the sets and removes applied here are announced (change events). */
+  events: ChangeEvents
 }
 
 /** A PUT reached a peer that would not keep the value: it is neither the key's owner nor a replica (421). */
@@ -86,10 +89,12 @@ export class OwnerSide<T> implements ServedGroup {
     const bytes = ownBytes(body) // a request body may be a slice of a shared pool
     const absent = meta.absent === true
     if (absent) this.#acceptsAbsent(key)
-    if (!meta.replica) return this.storeAsOwner(key, bytes, meta.ttlMs, absent, meta.condition)
+    if (!meta.replica) return this.storeAsOwner(key, bytes, meta.ttlMs, absent, meta.condition, meta.note)
     this.#o.counters.replicaWrites++
     const { group, codec, store } = this.#o
     store.put(key, decodeEntry(codec, group, key, { bytes, expiresAt: meta.expiresAt, version: meta.version, absent }), 'main')
+    // A copy of a set (not of a load, nor a hand-off) is that set arriving here.
+    if (meta.note?.kind === 'set') this.#o.events.note(key, 'set', meta.version, meta.note.origin, meta.expiresAt)
     return { version: meta.version, expiresAt: meta.expiresAt, unreachable: [] }
   }
 
@@ -100,14 +105,23 @@ export class OwnerSide<T> implements ServedGroup {
    * against the entry held here and the new one stored in the same synchronous stretch (keep()
    * stores before its first await), so no other write of the key can come between the two.
    */
-  async storeAsOwner(key: string, bytes: Buffer, ttlMs: number | undefined, absent = false, condition?: WriteCondition): Promise<Stored> {
+  async storeAsOwner(
+    key: string,
+    bytes: Buffer,
+    ttlMs: number | undefined,
+    absent = false,
+    condition?: WriteCondition,
+    note?: ChangeNote,
+  ): Promise<Stored> {
     const { group, codec, store } = this.#o
     if (condition !== undefined) this.#check(key, condition)
     const expiresAt = expiry(ttlMs ?? (absent ? this.#o.absentTtlMs : this.#o.ttlMs))
     const version = store.nextVersion()
     const entry = absent ? absentEntry<T>(expiresAt, version) : decodeEntry(codec, group, key, { bytes, expiresAt, version })
     this.#forgetFlights(key)
-    const unreachable = await this.#o.replication.keep(key, entry)
+    const kept = this.#o.replication.keep(key, entry, note)
+    if (note !== undefined) this.#o.events.note(key, 'set', version, note.origin, expiresAt)
+    const unreachable = await kept
     return { version: entry.version, expiresAt: entry.expiresAt, unreachable }
   }
 
@@ -119,11 +133,18 @@ export class OwnerSide<T> implements ServedGroup {
     throw new ConflictError(this.#o.group, key, current, condition)
   }
 
-  /** A peer's DELETE (and a local remove): drop copies and stop flights from caching older values. */
-  drop(key: string, before?: number): number {
+  /**
+   * A peer's DELETE (and a local remove): drop copies and stop flights from caching older values.
+   * The drops after a set name its version (`before`); a remove's owner makes the tombstone, the
+   * others are told it (`before` is one past it): each announces the same version.
+   */
+  drop(key: string, before?: number, note?: ChangeNote): number {
     this.#o.checkKey(key)
     this.#forgetFlights(key)
-    return this.#o.store.remove(key, before)
+    const tombstone = this.#o.store.remove(key, before)
+    if (note?.kind === 'set' && before !== undefined) this.#o.events.note(key, 'set', before, note.origin, note.expiresAt)
+    else if (note?.kind === 'remove') this.#o.events.note(key, 'remove', before === undefined ? tombstone : before - 1, note.origin)
+    return tombstone
   }
 
   /** A clear of the group (from a peer, or this process's own): drop everything, stop flights from caching. */

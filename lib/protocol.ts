@@ -47,6 +47,15 @@ export const HEADER = {
    * origin loads (a quarter of its peerTimeoutMs), so that a slow origin never looks like a dead peer.
    */
   heartbeat: 'x-peercache-heartbeat',
+  /**
+   * DELETE of a key (the drops after a set or remove) and PUT (a set, a replica's copy of one):
+   * `set` or `remove`, the change this write is part of, so that every process can announce it
+   * (change events). A DELETE with `set` names the set's version in x-peercache-version and its
+   * expiry in x-peercache-expires. Absent on writes that change nothing (loads, hand-off).
+   */
+  change: 'x-peercache-change',
+  /** With x-peercache-change: the URL of the member whose set() or remove() made the change. */
+  origin: 'x-peercache-origin',
   /** Error response: one of ErrorReason. */
   error: 'x-peercache-error',
 } as const
@@ -106,11 +115,20 @@ export interface Stored {
 /** A set's condition, checked by the owner against the version it holds: this version, or none at all. */
 export type WriteCondition = { ifVersion: number } | { ifAbsent: true }
 
+/** What a write says about the change it is part of (x-peercache-change): every process announces it. */
+export interface ChangeNote {
+  kind: 'set' | 'remove'
+  /** The member whose set() or remove() made the change. */
+  origin: string
+  /** A set's expiry, ms since the epoch (0: never), on the drops that follow it. */
+  expiresAt?: number
+}
+
 /** What a PUT carries besides the bytes. */
 export type PutMeta = (
   | { replica: false; ttlMs: number | undefined; condition?: WriteCondition } // a set(): the receiver is the owner and decides version and expiry
   | { replica: true; version: number; expiresAt: number } // the owner copying a value to a replica
-) & { absent?: boolean } // the value is an absent one (the bytes are empty)
+) & { absent?: boolean; note?: ChangeNote } // absent: the value is an absent one (the bytes are empty)
 
 /** What a group asks of other peers (the HTTP client; anything else in tests). */
 export interface PeerTransport {
@@ -120,7 +138,7 @@ export interface PeerTransport {
   peek(peer: string, group: string, key: string): Promise<WireEntry | undefined>
   put(peer: string, group: string, key: string, bytes: Uint8Array, meta: PutMeta): Promise<Stored>
   /** Drops `key` at `peer` (copies older than `before`, when given); resolves with the peer's tombstone version. */
-  delete(peer: string, group: string, key: string, before?: number): Promise<number>
+  delete(peer: string, group: string, key: string, before?: number, note?: ChangeNote): Promise<number>
   /** Drops every entry of `group` at `peer` and has it refuse versions up to `epoch`; resolves with the peer's cleared line. */
   clear(peer: string, group: string, epoch: number): Promise<number>
   /** Tells `peer` to drop every value it holds (it missed writes that hints could not keep). */
@@ -141,7 +159,7 @@ export interface ServedGroup {
   /** A PUT: a set at this peer as the owner, or the owner's copy for this replica. */
   put(key: string, bytes: Buffer, meta: PutMeta): Promise<Stored>
   /** A DELETE: drop the copies of `key` (older than `before`, when given); returns the tombstone version. */
-  drop(key: string, before?: number): number
+  drop(key: string, before?: number, note?: ChangeNote): number
   /** A DELETE of the group (`{basePath}{group}/`): drop every entry, refuse versions up to `epoch`; returns the cleared line. */
   clear(epoch: number): number
   /** Drops every value held, main and hot (a resync): they reload from owners and replicas. */

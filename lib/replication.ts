@@ -7,7 +7,7 @@ import type { CallState } from './flight.js'
 import type { Membership } from './membership.js'
 import { PeerUnavailableError } from './errors.js'
 import type { SetResult } from './options.js'
-import type { PutMeta, Stored, WireEntry, WriteCondition } from './protocol.js'
+import type { ChangeNote, PutMeta, Stored, WireEntry, WriteCondition } from './protocol.js'
 import type { Store } from './store.js'
 
 /** A failed replica copy is tried again after this long, in ms, at most this many at a time. */
@@ -28,11 +28,18 @@ export interface ReplicationOptions<T> {
   /** Peers holding each key, the owner included. */
   replicas: number
   /** Drops `key` in this process (copies older than `before`); returns the tombstone version. */
-  dropHere(key: string, before: number | undefined): number
+  dropHere(key: string, before: number | undefined, note: ChangeNote | undefined): number
   /** Clears the group in this process up to `epoch`; returns the cleared line. */
   clearHere(epoch: number): number
   /** A set that this process owns: stores it (if `condition` holds) and copies it to the replicas. */
-  storeHere(key: string, bytes: Buffer, ttlMs: number | undefined, absent: boolean, condition: WriteCondition | undefined): Promise<Stored>
+  storeHere(
+    key: string,
+    bytes: Buffer,
+    ttlMs: number | undefined,
+    absent: boolean,
+    condition: WriteCondition | undefined,
+    note: ChangeNote,
+  ): Promise<Stored>
   /** Counts an owner's miss answered by a replica's copy. */
   onReplicaFill(): void
 }
@@ -84,15 +91,15 @@ export class Replication<T> {
   /**
    * Keeps a value made here: in the main cache if this process owns or replicates the key, else as
    * a hot copy. The owner also copies it to the replicas (bounded by the fan-out limit); the promise
-   * resolves with the replicas that could not be reached.
+   * resolves with the replicas that could not be reached. `note`: the set this value is (a load's has none).
    */
-  async keep(key: string, entry: Entry<T>): Promise<string[]> {
+  async keep(key: string, entry: Entry<T>, note?: ChangeNote): Promise<string[]> {
     if (this.#o.membership.closed) return [] // a late result after close is cached nowhere
     const holders = this.holders(key)
     const self = this.#o.membership.self
     const mine = holders.length === 0 || holders.includes(self)
     if (!this.#o.store.put(key, entry, mine ? 'main' : 'hot') || holders[0] !== self || holders.length < 2) return []
-    const failed = await Promise.all(holders.slice(1).map((peer) => this.#copyTo(peer, key, entry, true)))
+    const failed = await Promise.all(holders.slice(1).map((peer) => this.#copyTo(peer, key, entry, true, note)))
     return failed.filter((p): p is string => p !== undefined)
   }
 
@@ -101,9 +108,9 @@ export class Replication<T> {
    * more a little later (a busy peer may have missed peerTimeoutMs) if this process still owns the
    * same entry then, so that a replica is not left without the key it should take over.
    */
-  async #copyTo(peer: string, key: string, entry: Entry<T>, retry: boolean): Promise<string | undefined> {
+  async #copyTo(peer: string, key: string, entry: Entry<T>, retry: boolean, note: ChangeNote | undefined): Promise<string | undefined> {
     const { membership, group } = this.#o
-    const meta: PutMeta = { replica: true, version: entry.version, expiresAt: entry.expiresAt, absent: entry.absent }
+    const meta: PutMeta = { replica: true, version: entry.version, expiresAt: entry.expiresAt, absent: entry.absent, note }
     try {
       await membership.limit(() => membership.transport.put(peer, group, key, entry.bytes, meta))
       return undefined
@@ -117,18 +124,19 @@ export class Replication<T> {
         version: entry.version,
         expiresAt: entry.expiresAt,
         at: Date.now(),
+        note,
       })
-      if (retry && this.#retries.size < MAX_COPY_RETRIES) this.#retryLater(peer, key, entry)
+      if (retry && this.#retries.size < MAX_COPY_RETRIES) this.#retryLater(peer, key, entry, note)
       return peer
     }
   }
 
-  #retryLater(peer: string, key: string, entry: Entry<T>): void {
+  #retryLater(peer: string, key: string, entry: Entry<T>, note: ChangeNote | undefined): void {
     const timer = setTimeout(() => {
       this.#retries.delete(timer)
       const holders = this.holders(key)
       const stillMine = this.#o.store.main.get(key) === entry && holders[0] === this.#o.membership.self
-      if (stillMine && holders.includes(peer)) void this.#copyTo(peer, key, entry, false)
+      if (stillMine && holders.includes(peer)) void this.#copyTo(peer, key, entry, false, note)
     }, COPY_RETRY_MS).unref()
     this.#retries.add(timer)
   }
@@ -156,21 +164,22 @@ export class Replication<T> {
     const { membership, group } = this.#o
     const holders = this.holders(key)
     const candidates = holders.length ? holders : [membership.self]
+    const note: ChangeNote = { kind: 'set', origin: membership.self }
     let lastError: unknown
     for (const [i, peer] of candidates.entries()) {
       let stored: Stored
       try {
         stored =
           peer === membership.self
-            ? await this.#o.storeHere(key, bytes, ttlMs, absent, condition)
-            : await membership.transport.put(peer, group, key, bytes, { replica: false, ttlMs, absent, condition })
+            ? await this.#o.storeHere(key, bytes, ttlMs, absent, condition, note)
+            : await membership.transport.put(peer, group, key, bytes, { replica: false, ttlMs, absent, condition, note })
       } catch (err) {
         if (!(err instanceof PeerUnavailableError)) throw err
         membership.peerFailed(peer, err)
         lastError = err
         continue
       }
-      const rest = await this.dropEverywhereBut(new Set(candidates.slice(i)), key, stored.version)
+      const rest = await this.dropEverywhereBut(new Set(candidates.slice(i)), key, stored.version, { ...note, expiresAt: stored.expiresAt })
       const unreachable = [...new Set([...stored.unreachable, ...rest.unreachable])]
       return { owner: peer, version: stored.version, expiresAt: stored.expiresAt, unreachable }
     }
@@ -185,9 +194,10 @@ export class Replication<T> {
   async removeEverywhere(key: string): Promise<Reach> {
     const { membership } = this.#o
     const owner = membership.ownerAndReplicas(key, 1)[0] ?? membership.self
-    const first = await this.dropAt(owner, key, undefined)
+    const note: ChangeNote = { kind: 'remove', origin: membership.self }
+    const first = await this.dropAt(owner, key, undefined, note)
     const before = first.tombstone === undefined ? undefined : first.tombstone + 1
-    const rest = await this.dropEverywhereBut(new Set([owner]), key, before)
+    const rest = await this.dropEverywhereBut(new Set([owner]), key, before, note)
     return { acknowledged: [...first.acknowledged, ...rest.acknowledged], unreachable: [...first.unreachable, ...rest.unreachable] }
   }
 
@@ -195,26 +205,26 @@ export class Replication<T> {
    * Drops copies of `key` (older than `before`) on every member outside `skip`, in parallel, bounded.
    * Peers known to be down are not waited on: they are unreachable at once.
    */
-  async dropEverywhereBut(skip: Set<string>, key: string, before: number | undefined): Promise<Reach> {
+  async dropEverywhereBut(skip: Set<string>, key: string, before: number | undefined, note: ChangeNote): Promise<Reach> {
     const { membership } = this.#o
     const peers = membership.members().filter((p) => !skip.has(p))
     const down = peers.filter((p) => !membership.isUp(p))
     const up = peers.filter((p) => membership.isUp(p))
-    for (const p of down) membership.hint(p, { kind: 'drop', group: this.#o.group, key, before, at: Date.now() })
-    const results = await Promise.all(up.map((p) => membership.limit(() => this.dropAt(p, key, before))))
+    for (const p of down) membership.hint(p, { kind: 'drop', group: this.#o.group, key, before, at: Date.now(), note })
+    const results = await Promise.all(up.map((p) => membership.limit(() => this.dropAt(p, key, before, note))))
     return { acknowledged: results.flatMap((r) => r.acknowledged), unreachable: [...down, ...results.flatMap((r) => r.unreachable)] }
   }
 
   /** Drops `key` at one peer; `tombstone` is that peer's tombstone version when it answered. */
-  async dropAt(peer: string, key: string, before: number | undefined): Promise<Reach & { tombstone?: number }> {
+  async dropAt(peer: string, key: string, before: number | undefined, note: ChangeNote): Promise<Reach & { tombstone?: number }> {
     const { membership, group } = this.#o
     const tombstone = await this.#ask(
       peer,
-      () => this.#o.dropHere(key, before),
-      () => membership.transport.delete(peer, group, key, before),
+      () => this.#o.dropHere(key, before, note),
+      () => membership.transport.delete(peer, group, key, before, note),
     )
     if (tombstone !== undefined) return { acknowledged: [peer], unreachable: [], tombstone }
-    membership.hint(peer, { kind: 'drop', group, key, before, at: Date.now() })
+    membership.hint(peer, { kind: 'drop', group, key, before, at: Date.now(), note })
     return { acknowledged: [], unreachable: [peer] }
   }
 

@@ -1,13 +1,13 @@
 // The server side of the peer protocol: a node:http request listener. A request that comes from a
 // peer is answered from this process's caches or its own loader, never forwarded again, so two
 // peers that disagree about an owner during a membership change cannot bounce a key between them.
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { AUTH_HEADER, type Auth, EMPTY_DIGEST } from './auth.js'
 import { answerBatch } from './batch-answer.js'
 import { readBody } from './body.js'
 import { ConflictError } from './errors.js'
 import { answerHeap, answerProfile } from './profile.js'
-import { HEADER, PROTOCOL_VERSION, type PutMeta, type ServedGroup, type WriteCondition } from './protocol.js'
+import { type ChangeNote, HEADER, PROTOCOL_VERSION, type PutMeta, type ServedGroup, type WriteCondition } from './protocol.js'
 import { answerLock, type LockRoutes } from './lock-routes.js'
 import { fail, reasonOf, refuseBody } from './refusals.js'
 import { versionHeader } from './versions.js'
@@ -118,9 +118,14 @@ function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerR
       case 'DELETE': {
         if (key === '') return answerClear(group, req, res)
         const before = versionHeader(req.headers[HEADER.version], options.maxVersionAheadMs)
-        if (before === null)
-          return fail(res, 'bad-request', `bad ${HEADER.version} header: a version is a safe integer not ahead of this clock`)
-        const line = group.drop(key, before)
+        const note = changeNote(req.headers)
+        if (before === null || note === null)
+          return fail(
+            res,
+            'bad-request',
+            `bad ${HEADER.version} or ${HEADER.change} header: a version is a safe integer not ahead of this clock`,
+          )
+        const line = group.drop(key, before, note)
         res.statusCode = 204
         res.setHeader(HEADER.protocol, String(PROTOCOL_VERSION))
         res.setHeader(HEADER.version, String(line))
@@ -198,7 +203,15 @@ async function answerPut(
   const expiresAt = optionalInteger(h[HEADER.expires])
   const ttlMs = optionalInteger(h[HEADER.ttl])
   const condition = writeCondition(h[HEADER.ifVersion], maxVersionAheadMs)
-  if (version === null || expiresAt === null || ttlMs === null || condition === null || (replica && version === undefined)) {
+  const note = changeNote(h)
+  if (
+    version === null ||
+    expiresAt === null ||
+    ttlMs === null ||
+    condition === null ||
+    note === null ||
+    (replica && version === undefined)
+  ) {
     res.setHeader('connection', 'close') // the body is not read
     return fail(res, 'bad-request', 'bad or missing metadata headers (a version is a safe integer not ahead of this clock)')
   }
@@ -210,8 +223,8 @@ async function answerPut(
   }
   try {
     const meta: PutMeta = replica
-      ? { replica: true, version: version!, expiresAt: expiresAt ?? 0, absent }
-      : { replica: false, ttlMs, absent, condition }
+      ? { replica: true, version: version!, expiresAt: expiresAt ?? 0, absent, note }
+      : { replica: false, ttlMs, absent, condition, note }
     const stored = await group.put(key, body, meta)
     res.statusCode = 204
     res.setHeader(HEADER.protocol, String(PROTOCOL_VERSION))
@@ -223,6 +236,16 @@ async function answerPut(
     if (err instanceof ConflictError && err.currentVersion !== undefined) res.setHeader(HEADER.version, String(err.currentVersion))
     fail(res, ...reasonOf(err))
   }
+}
+
+/** The change a write is part of (x-peercache-change, -origin; a DELETE's set names its expiry): undefined when not said, null when malformed (400). */
+function changeNote(h: IncomingHttpHeaders): ChangeNote | undefined | null {
+  const kind = h[HEADER.change]
+  if (kind === undefined) return undefined
+  const origin = h[HEADER.origin]
+  const expiresAt = optionalInteger(h[HEADER.expires])
+  if ((kind !== 'set' && kind !== 'remove') || typeof origin !== 'string' || origin.length > 2048 || expiresAt === null) return null
+  return { kind, origin, expiresAt }
 }
 
 /** A set's x-peercache-if-version: undefined when absent, `absent` or a plausible version, null otherwise (400). */

@@ -20,10 +20,10 @@ export class Store<T> {
   /** Versions up to this one were cleared (group.clear()): refused from now on. */
   #clearedUpTo = -1
 
-  /** `graceMs`: how long expired entries stay, to be served stale while they are refreshed. */
-  constructor(mainBytes: number, hotBytes: number, graceMs = 0) {
-    this.main = new ByteCache<T>(mainBytes, graceMs)
-    this.hot = new ByteCache<T>(hotBytes, graceMs)
+  /** `graceMs`: how long expired entries stay, to be served stale while they are refreshed; `onEvict`: an entry dropped for room. */
+  constructor(mainBytes: number, hotBytes: number, graceMs = 0, onEvict?: (key: string, entry: Entry<T>) => void) {
+    this.main = new ByteCache<T>(mainBytes, graceMs, onEvict)
+    this.hot = new ByteCache<T>(hotBytes, graceMs, onEvict)
   }
 
   /** A fresh entry for `key` (main, then hot), or undefined: an entry past its expiry is not fresh. */

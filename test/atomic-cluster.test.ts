@@ -18,6 +18,17 @@ const cluster = await startCluster(t, {
   commandTimeoutMs: 120_000,
 })
 const [a, b, c] = cluster.members as [Member, Member, Member]
+for (const m of [a, b, c]) await m.request('watch', { group: 'n' })
+
+interface Received {
+  key: string
+  kind: string
+  version: number
+  receivedAt: number
+}
+
+/** The q-quantile of sorted numbers. */
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
 
 t.test(`${UPDATES} concurrent increments from 3 processes end with exactly ${UPDATES}`, async (t) => {
   const counts = [334, 333, 333]
@@ -45,6 +56,30 @@ t.test(`${UPDATES} concurrent increments from 3 processes end with exactly ${UPD
   )
   t.comment(`increments: ${updates} updates, ${retried} conflicts retried, final value ${written.at(-1)}, ${ms} ms`)
   t.comment(`per process (updates/retries): ${stats.map((s) => `${s.updates}/${s.updateRetries}`).join(', ')}`)
+
+  // Change events: every process heard the increments as sets, in version order, ending with the last.
+  const final = await a.request<{ version: number }>('getEntry', { group: 'n', key: 'counter' })
+  const latencies: number[] = []
+  const heard: number[] = []
+  for (const m of [a, b, c]) {
+    const sets = (await m.request<Received[]>('events', { group: 'n' })).filter((e) => e.key === 'counter' && e.kind === 'set')
+    const versions = sets.map((e) => e.version)
+    t.ok(
+      versions.every((v, i) => i === 0 || v > versions[i - 1]!),
+      `${m.name}: set events in strictly growing version order`,
+    )
+    t.equal(versions.at(-1), final.version, `${m.name}: the last event is the final value's`)
+    t.ok(sets.length <= UPDATES, `${m.name}: at most one event per update (${sets.length})`)
+    heard.push(sets.length)
+    // A version is the owner's clock in µs when it stored the value: all 3 processes share this host's clock.
+    for (const e of sets) latencies.push(e.receivedAt - e.version / 1000)
+  }
+  latencies.sort((x, y) => x - y)
+  const fixed = (v: number) => v.toFixed(1)
+  t.comment(`events heard per process: ${heard.join(', ')} of ${UPDATES} (an older set arriving after a newer one is not delivered)`)
+  t.comment(
+    `event delivery latency (owner stored -> listener called): p50 ${fixed(quantile(latencies, 0.5))} ms, p99 ${fixed(quantile(latencies, 0.99))} ms, max ${fixed(latencies.at(-1)!)} ms over ${latencies.length} events`,
+  )
 })
 
 t.test('ifAbsent and a ConflictError carry across processes', async (t) => {

@@ -22,6 +22,8 @@ const METRICS: Record<string, [type: string, labels: string[]]> = {
   peercache_sets_total: ['counter', ['group']],
   peercache_removes_total: ['counter', ['group']],
   peercache_replica_writes_total: ['counter', ['group']],
+  peercache_conflicts_total: ['counter', ['group']],
+  peercache_events_dropped_total: ['counter', ['group']],
   peercache_flights: ['gauge', ['group']],
   peercache_peer_loads: ['gauge', ['group', 'state']],
   peercache_cache_bytes: ['gauge', ['group', 'cache']],
