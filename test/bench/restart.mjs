@@ -23,6 +23,8 @@ const { formatTable } = await import('./table.mjs')
 const { describeMachine, machineLine } = await import('./machine.mjs')
 
 const QUICK = process.argv.includes('--quick')
+/** `--only TEXT`: the scenarios whose name contains TEXT. */
+const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined
 const NODES = 3
 const USERS = 2000
 const ZIPF = 0.9
@@ -123,6 +125,7 @@ async function runScenario(scenario) {
     const seen = nodes.map((n) => load.record.nodes.get(n.id).latencies.length)
     await sleep(WINDOW_MS)
     const after = await totals(nodes)
+    for (const n of nodes) log(`  ${n.id}: ${JSON.stringify(n.counters())}`)
     stop.abort()
     const record = await load.done
     const latencies = nodes.flatMap((n, i) => record.nodes.get(n.id).latencies.slice(seen[i]))
@@ -139,7 +142,7 @@ async function runScenario(scenario) {
 const machine = describeMachine()
 log(machineLine(machine))
 const results = []
-for (const scenario of SCENARIOS) {
+for (const scenario of SCENARIOS.filter((s) => ONLY === undefined || s.name.includes(ONLY))) {
   log(scenario.name)
   const r = await runScenario(scenario)
   log(`  ${JSON.stringify(r)}`)
