@@ -351,6 +351,30 @@ export class PeerClient implements PeerTransport {
     }
   }
 
+  /** POST {basePath}publish: a pub/sub message for `peer`'s subscribers of `channel`. */
+  async publish(peer: string, channel: string, body: Uint8Array, json: boolean): Promise<void> {
+    const path = `${this.#options.basePath}publish`
+    const headers = {
+      ...this.#headers,
+      [HEADER.channel]: encodeURIComponent(channel),
+      'content-type': json ? 'application/json' : 'application/octet-stream',
+    }
+    let a: Answer
+    try {
+      const res = await this.#pool(peer).request({
+        path,
+        method: 'POST',
+        headers: this.#signed(headers, 'POST', path, body),
+        body,
+        headersTimeout: this.#options.peerTimeoutMs,
+      })
+      a = { statusCode: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) }
+    } catch (err) {
+      throw transportError(peer, err)
+    }
+    if (a.statusCode !== 204) throw answerError(peer, '(publish)', channel, a)
+  }
+
   /** Drops the pools of peers that left. */
   retain(peers: Iterable<string>): void {
     const keep = new Set(peers)

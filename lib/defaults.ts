@@ -23,6 +23,8 @@ export const PEER_DEFAULTS = Object.freeze({
   handOffBytes: 64 * 1024 * 1024,
   maxBatchBytes: 8 << 20,
   profiling: false,
+  maxMessageBytes: 1024 * 1024,
+  maxQueuedMessages: 10_000,
 } as const)
 
 /** Defaults of {@link BackupOptions} (PeerOptions `backup`); the README's table names them `backup.*`. */

@@ -38,6 +38,7 @@ export {
 export type { BackupRestore } from './backup.js'
 export type { Lease, LeaseRelease, LockState } from './lock-service.js'
 export type { ChangeEvent, ChangeKind, ChangeListener } from './events.js'
+export type { MessageInfo, MessageListener, PublishResult } from './pubsub.js'
 export { type AuthOptions, signRequest } from './auth.js'
 export type { ServerTlsOptions } from './listen.js'
 export type { CacheStats } from './cache.js'

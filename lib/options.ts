@@ -232,6 +232,19 @@ export interface PeerSecurityOptions {
    * @default {@link PEER_DEFAULTS}.profiling (false)
    */
   profiling?: boolean
+  /**
+   * Largest pub/sub message, in bytes (its body: the bytes, or the JSON text): `publish` refuses a
+   * larger one with InvalidOptionError, and this peer answers 413 to one from a peer.
+   * @default {@link PEER_DEFAULTS}.maxMessageBytes (1 MiB)
+   */
+  maxMessageBytes?: number
+  /**
+   * Pub/sub messages that may wait for each `peer.subscribe()` listener, a count; past it they are
+   * dropped (peer.messagesDropped counts them, a warning is said once), so a slow subscriber never
+   * holds up this process.
+   * @default {@link PEER_DEFAULTS}.maxQueuedMessages (10000)
+   */
+  maxQueuedMessages?: number
 }
 
 /** Every name PeerOptions has: anything else given to `new Peer()` is refused (tsc keeps the two in step). */
@@ -263,6 +276,8 @@ export const PEER_OPTION_NAMES = Object.keys({
   tls: true,
   maxBatchBytes: true,
   profiling: true,
+  maxMessageBytes: true,
+  maxQueuedMessages: true,
 } satisfies Record<keyof PeerOptions, true>)
 
 /** Every name BackupOptions has. */

@@ -16,6 +16,7 @@ import { Group, type GroupOptions } from './group.js'
 import { PeerHealth, type PeerHealthSnapshot } from './health.js'
 import { describe, type Logger, log, loggerOption, logMembership, logPeerState } from './log.js'
 import { Hints } from './hints.js'
+import { type MessageListener, PubSub, type PublishResult } from './pubsub.js'
 import { Membership } from './membership.js'
 import { Readiness } from './readiness.js'
 import { type MetricsOptions, type MetricsRegistry, type MetricsSource, registerMetrics } from './metrics.js'
@@ -55,6 +56,7 @@ export class Peer {
 
   readonly #backups: Backups | undefined
   readonly #locks: LockService
+  readonly #pubsub: PubSub
   readonly #handOffMs: number
   readonly #handOffBytes: number
   /** Restores from backups started by peer.group(), in the order of the groups. */
@@ -154,6 +156,12 @@ export class Peer {
     this.#locks = lockService(options.locks, this.#membership, this.#client, (name, err) =>
       log(this.#log, 'warn', { self: this.self, lock: name, error: describe(err) }, 'a lock grant could not be recorded on its replicas'),
     )
+    this.#pubsub = new PubSub({
+      membership: this.#membership,
+      transport: this.#client,
+      maxMessageBytes: integer('maxMessageBytes', o.maxMessageBytes, 1),
+      maxQueuedMessages: integer('maxQueuedMessages', o.maxQueuedMessages, 1),
+    })
     this.handler = createHandler({
       basePath: o.basePath,
       group: (name) => this.#groups.get(name)?.ownerSide,
@@ -175,6 +183,7 @@ export class Peer {
       maxBatchBytes: integer('maxBatchBytes', o.maxBatchBytes, 1),
       profiling: flag('profiling', o.profiling),
       locks: this.#locks.routes(maxVersionAheadMs),
+      pubsub: this.#pubsub,
     })
     this.#backups?.start()
   }
@@ -197,6 +206,26 @@ export class Peer {
    */
   lockState(name: string): LockState {
     return this.#locks.state(name)
+  }
+
+  /**
+   * Sends `message` (a Uint8Array as bytes, anything else as JSON) to the subscribers of `channel` on
+   * every member, this one included (README, "Publish/subscribe"); resolves with the members that took
+   * it and those that could not be reached. At most once: nothing is kept for an unreachable member.
+   */
+  publish(channel: string, message: unknown): Promise<PublishResult> {
+    if (this.#closing) return Promise.reject(new ClosedError())
+    return this.#pubsub.publish(channel, message)
+  }
+
+  /** `listener(message, { channel, origin })` for each message published to `channel` by any member; returns the unsubscribe. */
+  subscribe(channel: string, listener: MessageListener): () => void {
+    return this.#pubsub.subscribe(channel, listener)
+  }
+
+  /** Pub/sub messages dropped because a subscriber's queue was full (maxQueuedMessages). */
+  get messagesDropped(): number {
+    return this.#pubsub.dropped
   }
 
   /** The current members, sorted. */
@@ -366,6 +395,7 @@ export class Peer {
     this.#membership.closed = true
     // Waiters here are told at once (remote ones ask the next owner, which knows the leases from its records).
     this.#locks.close()
+    this.#pubsub.close()
     await this.#health.close()
     await this.#probe.close()
     const server = this.#server

@@ -56,6 +56,8 @@ export const HEADER = {
   change: 'x-peercache-change',
   /** With x-peercache-change: the URL of the member whose set() or remove() made the change. */
   origin: 'x-peercache-origin',
+  /** POST {basePath}publish: the channel, percent-encoded (content-type application/json: a JSON message, else bytes). */
+  channel: 'x-peercache-channel',
   /** Error response: one of ErrorReason. */
   error: 'x-peercache-error',
 } as const

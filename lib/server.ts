@@ -9,6 +9,7 @@ import { ConflictError } from './errors.js'
 import { answerHeap, answerProfile } from './profile.js'
 import { type ChangeNote, HEADER, PROTOCOL_VERSION, type PutMeta, type ServedGroup, type WriteCondition } from './protocol.js'
 import { answerLock, type LockRoutes } from './lock-routes.js'
+import { answerPublish, type PubSub } from './pubsub.js'
 import { fail, reasonOf, refuseBody } from './refusals.js'
 import { versionHeader } from './versions.js'
 
@@ -30,6 +31,8 @@ export interface HandlerOptions {
   maxBatchBytes: number
   /** Whether `GET {basePath}debug/profile` and `debug/heap` answer (profile.ts); 404 when not. */
   profiling: boolean
+  /** Publish/subscribe: POST {basePath}publish hands a message to this process's subscribers. */
+  pubsub?: PubSub
   /** The lease locks this peer hosts (POST {basePath}lock-acquire, lock-release, lock-record). */
   locks?: LockRoutes
 }
@@ -92,6 +95,11 @@ function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerR
       if (req.method !== 'POST') return notAllowed(res, req.method, 'POST')
       if (options.closing()) return fail(res, 'closing', 'this peer is shutting down')
       return void answerLock(parts[0]!.slice('lock-'.length), req, res, options.locks, signed)
+    }
+    if (parts.length === 1 && parts[0] === 'publish' && options.pubsub !== undefined) {
+      if (req.method !== 'POST') return notAllowed(res, req.method, 'POST')
+      if (options.closing()) return fail(res, 'closing', 'this peer is shutting down')
+      return void answerPublish(options.pubsub, req, res, signed)
     }
     if (parts.length === 1 && parts[0] === 'batch') {
       if (req.method !== 'POST') return notAllowed(res, req.method, 'POST')
