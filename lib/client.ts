@@ -326,21 +326,8 @@ export class PeerClient implements PeerTransport {
     const path = `${this.#options.basePath}lock-${op}`
     const bytes = Buffer.from(JSON.stringify(body))
     const headers = { ...this.#headers, 'content-type': 'application/json' }
-    let a: Answer
-    try {
-      const res = await this.#pool(peer).request({
-        path,
-        method: 'POST',
-        headers: this.#signed(headers, 'POST', path, bytes),
-        body: bytes,
-        signal,
-        headersTimeout: this.#options.peerTimeoutMs,
-        bodyTimeout: Math.max(this.#options.fetchTimeoutMs, 3 * LOCK_HEARTBEAT_MS),
-      })
-      a = { statusCode: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) }
-    } catch (err) {
-      throw transportError(peer, err)
-    }
+    const bodyTimeout = Math.max(this.#options.fetchTimeoutMs, 3 * LOCK_HEARTBEAT_MS)
+    const a = await this.#postBody(peer, path, headers, bytes, { signal, bodyTimeout })
     if (a.statusCode !== 200) throw answerError(peer, '(locks)', '', a)
     try {
       return JSON.parse(a.body.toString('utf8').trim()) as unknown
@@ -359,7 +346,18 @@ export class PeerClient implements PeerTransport {
       [HEADER.channel]: encodeURIComponent(channel),
       'content-type': json ? 'application/json' : 'application/octet-stream',
     }
-    let a: Answer
+    const a = await this.#postBody(peer, path, headers, body, {})
+    if (a.statusCode !== 204) throw answerError(peer, '(publish)', channel, a)
+  }
+
+  /** A signed POST with a body, its answer read whole; a transport failure is a PeerUnavailableError. */
+  async #postBody(
+    peer: string,
+    path: string,
+    headers: Record<string, string>,
+    body: Uint8Array,
+    options: { signal?: AbortSignal; bodyTimeout?: number },
+  ): Promise<Answer> {
     try {
       const res = await this.#pool(peer).request({
         path,
@@ -367,12 +365,12 @@ export class PeerClient implements PeerTransport {
         headers: this.#signed(headers, 'POST', path, body),
         body,
         headersTimeout: this.#options.peerTimeoutMs,
+        ...options,
       })
-      a = { statusCode: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) }
+      return { statusCode: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) }
     } catch (err) {
       throw transportError(peer, err)
     }
-    if (a.statusCode !== 204) throw answerError(peer, '(publish)', channel, a)
   }
 
   /** Drops the pools of peers that left. */

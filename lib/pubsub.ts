@@ -4,12 +4,11 @@
 // each member hands it to its subscribers of that channel through a bounded queue per subscriber
 // (events.ts). At most once: nothing is stored, retried or replayed (README, "Publish/subscribe").
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { readBody } from './body.js'
 import { ClosedError, InvalidOptionError } from './errors.js'
 import { BoundedQueue } from './events.js'
 import type { Membership } from './membership.js'
 import { HEADER } from './protocol.js'
-import { fail, refuseBody } from './refusals.js'
+import { bodyOrRefuse, fail } from './refusals.js'
 
 /** Longest channel name, in bytes of UTF-8 (it travels in a header). */
 export const MAX_CHANNEL_BYTES = 256
@@ -155,12 +154,8 @@ export async function answerPublish(pubsub: PubSub, req: IncomingMessage, res: S
     res.setHeader('connection', 'close') // the body is not read
     return fail(res, 'bad-request', (err as Error).message)
   }
-  let body: Buffer
-  try {
-    body = await readBody(req, { maxBytes: pubsub.maxMessageBytes, digest })
-  } catch (err) {
-    return refuseBody(res, err)
-  }
+  const body = await bodyOrRefuse(req, res, { maxBytes: pubsub.maxMessageBytes, digest })
+  if (body === undefined) return
   try {
     pubsub.deliver(channel, body, req.headers['content-type'] === 'application/json', from)
   } catch {

@@ -1,7 +1,7 @@
 // How a peer says no: a status, the protocol's reason in x-peercache-error, and a JSON body with a
 // message, never a stack. Shared by the routes (server.ts) and batch answers (batch-answer.ts).
-import type { ServerResponse } from 'node:http'
-import { BodyRejected } from './body.js'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { BodyRejected, type BodyLimits, readBody } from './body.js'
 import { ConflictError, InvalidKeyError, InvalidValueError, LoadError, LoadTimeoutError } from './errors.js'
 import { encodeFrame } from './frames.js'
 import { OverloadedError } from './overload.js'
@@ -73,4 +73,14 @@ export function refuseBody(res: ServerResponse, err: unknown): void {
   res.setHeader('connection', 'close')
   const reason: ErrorReason = err.status === 401 ? 'unauthorized' : err.status === 413 ? 'invalid-value' : 'bad-request'
   fail(res, reason, err.message, err.status)
+}
+
+/** The request's body within `limits`, or undefined once the request was refused (refuseBody). */
+export async function bodyOrRefuse(req: IncomingMessage, res: ServerResponse, limits: BodyLimits): Promise<Buffer | undefined> {
+  try {
+    return await readBody(req, limits)
+  } catch (err) {
+    refuseBody(res, err)
+    return undefined
+  }
 }

@@ -4,13 +4,12 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { AUTH_HEADER, type Auth, EMPTY_DIGEST } from './auth.js'
 import { answerBatch } from './batch-answer.js'
-import { readBody } from './body.js'
 import { ConflictError } from './errors.js'
 import { answerHeap, answerProfile } from './profile.js'
 import { type ChangeNote, HEADER, PROTOCOL_VERSION, type PutMeta, type ServedGroup, type WriteCondition } from './protocol.js'
 import { answerLock, type LockRoutes } from './lock-routes.js'
 import { answerPublish, type PubSub } from './pubsub.js'
-import { fail, reasonOf, refuseBody } from './refusals.js'
+import { bodyOrRefuse, fail, reasonOf } from './refusals.js'
 import { versionHeader } from './versions.js'
 
 export interface HandlerOptions {
@@ -223,12 +222,8 @@ async function answerPut(
     res.setHeader('connection', 'close') // the body is not read
     return fail(res, 'bad-request', 'bad or missing metadata headers (a version is a safe integer not ahead of this clock)')
   }
-  let body: Buffer
-  try {
-    body = await readBody(req, { maxBytes: group.maxValueBytes, digest })
-  } catch (err) {
-    return refuseBody(res, err)
-  }
+  const body = await bodyOrRefuse(req, res, { maxBytes: group.maxValueBytes, digest })
+  if (body === undefined) return
   try {
     const meta: PutMeta = replica
       ? { replica: true, version: version!, expiresAt: expiresAt ?? 0, absent, note }

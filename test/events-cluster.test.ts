@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { ChangeEvent } from '../lib/index.js'
-import { settledWithin } from './helpers/bound.js'
+import { settledWithin, until } from './helpers/bound.js'
 import { startCluster, type Member } from './helpers/cluster.js'
 import { findKey, numberedKeys } from './helpers/peers.js'
 
@@ -31,14 +31,6 @@ const keyOf = (owner: Member, replica: Member, prefix: string) =>
   }, numberedKeys(prefix))
 
 const eventsOf = async (m: Member, key: string) => (await m.request<Received[]>('events', { group: 'g' })).filter((e) => e.key === key)
-
-async function until(what: string, check: () => Promise<boolean>, limitMs = 20_000): Promise<void> {
-  const deadline = Date.now() + limitMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${limitMs} ms: ${what}`)
-    await sleep(20)
-  }
-}
 
 t.test('every process hears every set, remove and expiry, whoever made it, in version order', async (t) => {
   const key = keyOf(a, b, 'order') // c is neither owner nor replica: it hears of sets through the drops

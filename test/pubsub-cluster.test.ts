@@ -1,9 +1,9 @@
 // Publish/subscribe between 3 OS processes: a message reaches the subscribers on every process; with
 // one process frozen (SIGSTOP), then killed (SIGKILL), publish resolves naming it unreachable while
 // the others get the message.
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { PublishResult } from '../lib/index.js'
+import { until } from './helpers/bound.js'
 import { startCluster, type Member } from './helpers/cluster.js'
 
 interface Got {
@@ -21,14 +21,6 @@ const [a, b, c] = cluster.members as [Member, Member, Member]
 for (const m of [a, b, c]) await m.request('subscribe', { channel: 'news' })
 
 const got = (m: Member) => m.request<Got[]>('messages', { channel: 'news' })
-
-async function until(what: string, check: () => Promise<boolean>, limitMs = 20_000): Promise<void> {
-  const deadline = Date.now() + limitMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${limitMs} ms: ${what}`)
-    await sleep(20)
-  }
-}
 
 t.test('a message reaches every process', async (t) => {
   const result = await b.request<PublishResult>('publish', { channel: 'news', message: { n: 1 } })

@@ -11,3 +11,15 @@ export async function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | '
     clearTimeout(timer)
   }
 }
+
+/**
+ * Waits until the async `check()` holds (asked every 20 ms, one at a time); rejects after `limitMs`
+ * (generous: the point is "it happens", not how fast). For state read from member processes.
+ */
+export async function until(what: string, check: () => Promise<boolean>, limitMs = 20_000): Promise<void> {
+  const deadline = Date.now() + limitMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${limitMs} ms: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
