@@ -60,7 +60,8 @@ export async function answerLock(
   }
   if (op === 'record') {
     const record = recordOf(body, routes)
-    if (record === undefined) return void fail(res, 'bad-request', 'a record is { name, holder: { id, token, ttlMs } | null, lastToken }')
+    if (record === undefined)
+      return void fail(res, 'bad-request', 'a record is { name, holder: { id, token, ttlMs } | null, lastToken, ended }')
     const conflict = routes.table.record(name, record)
     return void answer(res, conflict === undefined ? { ok: true } : { conflict })
   }
@@ -84,12 +85,14 @@ function acquire(name: string, body: Body, res: ServerResponse, routes: LockRout
   res.flushHeaders()
   const heartbeat = setInterval(() => res.write('\n'), LOCK_HEARTBEAT_MS)
   let settled = false
+  const gone = new AbortController()
   res.once('close', () => {
     clearInterval(heartbeat)
-    // Hung up while waiting, or before the grant was written: it does not hold the lease.
-    if (!settled) void routes.table.release(name, id)
+    // Hung up while waiting, or before the grant was written: this wait does not hold the lease.
+    // (Only this request's wait: the caller may be asking again on another connection already.)
+    if (!settled) gone.abort()
   })
-  routes.table.acquire(name, id, ttlMs as number).then(
+  routes.table.acquire(name, id, ttlMs as number, gone.signal).then(
     (grant) => {
       settled = true
       clearInterval(heartbeat)
@@ -124,11 +127,16 @@ function validToken(token: unknown, routes: LockRoutes): boolean {
 
 function recordOf(body: Body, routes: LockRoutes): LockRecord | undefined {
   const { holder, lastToken } = body
-  if (!validToken(lastToken, routes)) return undefined
-  if (holder === null) return { holder: null, lastToken: lastToken as number }
+  const ended = body.ended ?? 0
+  if (!validToken(lastToken, routes) || !(ended === 0 || validToken(ended, routes))) return undefined
+  if (holder === null) return { holder: null, lastToken: lastToken as number, ended: ended as number }
   if (typeof holder !== 'object') return undefined
   const h = holder as Body
   if (typeof h.id !== 'string' || h.id.length > 128 || !validToken(h.token, routes)) return undefined
   if (!Number.isSafeInteger(h.ttlMs) || (h.ttlMs as number) < 0 || (h.ttlMs as number) > MAX_LOCK_TTL_MS) return undefined
-  return { holder: { id: h.id, token: h.token as number, ttlMs: h.ttlMs as number }, lastToken: lastToken as number }
+  return {
+    holder: { id: h.id, token: h.token as number, ttlMs: h.ttlMs as number },
+    lastToken: lastToken as number,
+    ended: ended as number,
+  }
 }

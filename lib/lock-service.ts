@@ -146,7 +146,7 @@ export class LockService {
   }
 
   #acquireAt(owner: string, name: string, id: string, ttlMs: number, signal: AbortSignal): Promise<Grant> {
-    if (owner === this.#o.membership.self) return this.table.acquire(name, id, ttlMs)
+    if (owner === this.#o.membership.self) return this.table.acquire(name, id, ttlMs, signal)
     return this.#o.client.lockCall(owner, 'acquire', { name, id, ttlMs }, signal).then((a) => grantOf(owner, name, a))
   }
 

@@ -16,10 +16,15 @@ export interface LeaseRecord {
   ttlMs: number
 }
 
-/** What an owner records on the replicas of a name: the live lease (or none) and the last token granted. */
+/**
+ * What an owner records on the replicas of a name: the live lease (or none), the last token granted,
+ * and the last token whose lease the owner knows ended (released or expired; 0: none), so that a
+ * grant can carry the end of the lease before it in the same record.
+ */
 export interface LockRecord {
   holder: LeaseRecord | null
   lastToken: number
+  ended: number
 }
 
 /** What a waiter is given: its fencing token and the ms its lease has left at the owner. */
@@ -72,6 +77,8 @@ interface Waiter {
 interface NameState {
   holder: Held | undefined
   lastToken: number
+  /** The last token whose lease ended here (released, or expired). */
+  ended: number
   waiters: Waiter[]
   /** A grant is being recorded on the replicas: nothing else is granted meanwhile. */
   granting: boolean
@@ -113,20 +120,37 @@ export class LockTable {
 
   /**
    * Waits for the lease of `name` as caller `id`, behind every waiter before it. Resolves once the
-   * grant is recorded on the replicas; a caller that goes away calls `release(name, id)`, which takes
-   * it out of the queue (or ends the lease, if the grant won the race).
+   * grant is recorded on the replicas. `signal` aborting takes this wait out of the queue (a grant
+   * being recorded for it is released); a caller that gives up altogether calls `release(name, id)`.
+   * A caller asking again (its owner died before it heard of its grant, or its request broke) gets
+   * the lease it holds already, or keeps its place in the queue.
    */
-  acquire(name: string, id: string, ttlMs: number): Promise<Grant> {
+  acquire(name: string, id: string, ttlMs: number, signal?: AbortSignal): Promise<Grant> {
     if (this.#closed) return Promise.reject(new ClosedError())
     const s = this.#state(name)
-    if (s.waiters.length >= this.#options.maxWaiters) {
+    const held = live(s.holder)
+    if (held !== undefined && held.id === id) return Promise.resolve({ token: held.token, ttlMs: held.expiresAt - Date.now() })
+    const again = s.waiters.findIndex((w) => w.id === id && !w.gone)
+    if (again === -1 && s.waiters.length >= this.#options.maxWaiters) {
       this.#forgetIfIdle(name, s)
       return Promise.reject(new LockError(name, 'queue-full', `${s.waiters.length} callers wait already`))
     }
     return new Promise<Grant>((resolve, reject) => {
-      s.waiters.push({ id, ttlMs, resolve, reject, gone: false })
+      const w: Waiter = { id, ttlMs, resolve, reject, gone: false }
+      if (again === -1) s.waiters.push(w)
+      else this.#leave(name, s, s.waiters.splice(again, 1, w)[0]!, 'asked again')
+      signal?.addEventListener('abort', () => this.#leave(name, s, w, 'its caller left'), { once: true })
       this.#pump(name, s)
     })
+  }
+
+  /** A waiter leaves: out of the queue, its wait rejected; if its grant is being recorded, #grant releases it. */
+  #leave(name: string, s: NameState, w: Waiter, why: string): void {
+    if (w.gone) return
+    w.gone = true
+    const i = s.waiters.indexOf(w)
+    if (i !== -1 && !(i === 0 && s.granting)) s.waiters.splice(i, 1)
+    w.reject(new LockError(name, 'cancelled', why))
   }
 
   /**
@@ -136,27 +160,11 @@ export class LockTable {
    */
   async release(name: string, id: string, token?: number): Promise<ReleaseResult> {
     const s = this.#names.get(name)
-    const waiting = s?.waiters.findIndex((w) => w.id === id) ?? -1
-    if (s !== undefined && waiting !== -1) {
-      const [w] = s.waiters.splice(waiting, 1)
-      w!.gone = true
-      w!.reject(new LockError(name, 'cancelled', 'released while waiting'))
-    }
+    for (const w of s?.waiters.filter((w) => w.id === id) ?? []) this.#leave(name, s!, w, 'released while waiting')
     const held = s?.holder
     if (s !== undefined && held !== undefined && held.id === id && (token === undefined || token === held.token)) {
       if (held.expiresAt <= Date.now()) return this.#expire(name, s)
-      s.holder = undefined
-      // The replicas hear of the release before the next grant is recorded (no grant meanwhile): a
-      // grant that overtook it would meet a lease still live there, and be refused.
-      s.granting = true
-      try {
-        await this.#options.replicator.record(name, { holder: null, lastToken: s.lastToken })
-      } catch (err) {
-        // A replica that missed it only makes a next owner wait out the lease's ttl.
-        this.#options.onError?.(name, err)
-      }
-      s.granting = false
-      this.#pump(name, s)
+      await this.#end(name, s, held)
       return { released: true }
     }
     if (token === undefined) return { released: false, reason: 'unknown' }
@@ -172,13 +180,16 @@ export class LockTable {
   record(name: string, record: LockRecord): LockRecord | undefined {
     const s = this.#state(name)
     this.#observe(record.lastToken)
+    // A lease the owner says ended is over here too (its expiry here may lag the owner's by a transit).
+    if (s.holder !== undefined && s.holder.token <= record.ended) s.holder = undefined
+    if (record.ended > s.ended) s.ended = record.ended
     const mine = live(s.holder)
     // A newer token that would replace a lease still live here is refused too: its owner does not
     // know that lease (it restarted, or took over while a release or expiry was on its way).
     const replacesLive = record.holder !== null && mine !== undefined && mine.id !== record.holder.id
     if (record.lastToken < s.lastToken || replacesLive) {
       this.#forgetIfIdle(name, s)
-      return { holder: mine === undefined ? null : onWire(mine), lastToken: s.lastToken }
+      return { holder: mine === undefined ? null : onWire(mine), lastToken: s.lastToken, ended: s.ended }
     }
     s.lastToken = record.lastToken
     s.holder =
@@ -211,6 +222,7 @@ export class LockTable {
       s.timer = setTimeout(() => this.#pump(name, s), held.expiresAt - Date.now() + 1)
       return
     }
+    if (s.holder !== undefined) s.ended = Math.max(s.ended, s.holder.token)
     s.holder = undefined
     while (s.waiters[0]?.gone) s.waiters.shift()
     const next = s.waiters[0]
@@ -229,7 +241,7 @@ export class LockTable {
     const lease: Held = { id: w.id, token, expiresAt: Date.now() + w.ttlMs }
     let newer: LockRecord | undefined
     try {
-      newer = await this.#options.replicator.record(name, { holder: onWire(lease), lastToken: token })
+      newer = await this.#options.replicator.record(name, { holder: onWire(lease), lastToken: token, ended: s.ended })
     } catch (err) {
       if (!s.failing) this.#options.onError?.(name, err)
       s.failing = true
@@ -245,6 +257,7 @@ export class LockTable {
       // A replica knew a later token or another live lease (this process forgot it, or missed it).
       this.#observe(newer.lastToken)
       s.lastToken = Math.max(s.lastToken, newer.lastToken)
+      s.ended = Math.max(s.ended, newer.ended)
       s.holder =
         newer.holder === null ? undefined : { id: newer.holder.id, token: newer.holder.token, expiresAt: Date.now() + newer.holder.ttlMs }
       return void this.#pump(name, s)
@@ -255,14 +268,32 @@ export class LockTable {
     if (s.waiters[0] === w) s.waiters.shift()
     if (w.gone) {
       // Its caller left while the grant was being recorded: it never holds the lease.
-      void this.release(name, w.id, token)
+      void this.#end(name, s, lease)
       return
     }
     w.resolve({ token, ttlMs: Math.max(0, lease.expiresAt - Date.now()) })
     this.#pump(name, s)
   }
 
+  /**
+   * Ends a live lease. With a waiter, its grant's record carries the end to the replicas (one round
+   * trip per hand-over); else they are told now. One that missed it only makes a next owner wait out
+   * the lease's ttl.
+   */
+  async #end(name: string, s: NameState, held: Held): Promise<void> {
+    s.holder = undefined
+    s.ended = Math.max(s.ended, held.token)
+    this.#pump(name, s)
+    if (s.granting) return
+    try {
+      await this.#options.replicator.record(name, { holder: null, lastToken: s.lastToken, ended: s.ended })
+    } catch (err) {
+      this.#options.onError?.(name, err)
+    }
+  }
+
   #expire(name: string, s: NameState): ReleaseResult {
+    s.ended = Math.max(s.ended, s.holder?.token ?? 0)
     s.holder = undefined
     this.#pump(name, s)
     return { released: false, reason: 'expired' }
@@ -271,7 +302,8 @@ export class LockTable {
   #state(name: string): NameState {
     let s = this.#names.get(name)
     if (s === undefined) {
-      s = { holder: undefined, lastToken: this.#idle.get(name) ?? 0, waiters: [], granting: false, timer: undefined, failing: false }
+      const last = this.#idle.get(name) ?? 0
+      s = { holder: undefined, lastToken: last, ended: last, waiters: [], granting: false, timer: undefined, failing: false }
       this.#idle.delete(name)
       this.#names.set(name, s)
     }

@@ -51,7 +51,9 @@ function trio(t: Tap, maxWaiters = 100): Trio {
 /** A wait whose grant can be looked at without awaiting it. */
 function tracked(grant: Promise<Grant>): { granted: () => boolean; grant: Promise<Grant> } {
   let granted = false
-  return { granted: () => granted, grant: grant.then((g) => ((granted = true), g)) }
+  const out = grant.then((g) => ((granted = true), g))
+  out.catch(() => {}) // a wait left pending is rejected by the teardown's close: not an unhandled rejection
+  return { granted: () => granted, grant: out }
 }
 
 /** Lets every record under way finish: the tables here talk through promises only, so one turn of the event loop settles them. */
@@ -191,13 +193,19 @@ function recordOn(tables: LockTable[], name: string, record: LockRecord): Promis
 t.test('a replica refuses a record older than what it knows, and says what it knows', async (t) => {
   const { tables } = trio(t)
   const replica = tables[1]!
-  t.equal(replica.record('L', { holder: { id: 'a', token: 100, ttlMs: 60_000 }, lastToken: 100 }), undefined, 'taken')
-  const refused = replica.record('L', { holder: { id: 'b', token: 50, ttlMs: 60_000 }, lastToken: 50 })
+  t.equal(replica.record('L', { holder: { id: 'a', token: 100, ttlMs: 60_000 }, lastToken: 100, ended: 0 }), undefined, 'taken')
+  const refused = replica.record('L', { holder: { id: 'b', token: 50, ttlMs: 60_000 }, lastToken: 50, ended: 0 })
   t.equal(refused?.lastToken, 100, 'an older token is refused')
   t.equal(refused?.holder?.id, 'a', 'with the live lease')
-  const other = replica.record('L', { holder: { id: 'c', token: 100, ttlMs: 60_000 }, lastToken: 100 })
-  t.equal(other?.holder?.id, 'a', 'another lease with the same token is refused')
-  t.equal(replica.record('L', { holder: null, lastToken: 100 }), undefined, 'its release is taken')
+  const other = replica.record('L', { holder: { id: 'c', token: 200, ttlMs: 60_000 }, lastToken: 200, ended: 0 })
+  t.equal(other?.holder?.id, 'a', 'a newer lease is refused while another is live here')
+  t.equal(
+    replica.record('L', { holder: { id: 'c', token: 200, ttlMs: 60_000 }, lastToken: 200, ended: 100 }),
+    undefined,
+    'taken when it says that lease ended',
+  )
+  t.equal(replica.known('L').holder?.id, 'c', 'the new lease is on record')
+  t.equal(replica.record('L', { holder: null, lastToken: 200, ended: 200 }), undefined, 'its release is taken')
   t.equal(replica.known('L').holder, undefined)
 })
 
@@ -211,6 +219,26 @@ t.test('a grant waits until every replica took its record', async (t) => {
   tr.unreachable.clear()
   await waiting.grant
   t.ok(waiting.granted(), 'granted once the record went through (tried again)')
+})
+
+t.test('a caller asking again gets the lease it holds, or keeps its place; an aborted wait leaves alone', async (t) => {
+  const { tables } = trio(t)
+  const owner = tables[0]!
+  const held = await owner.acquire('L', 'a', 60_000)
+  t.same((await owner.acquire('L', 'a', 60_000)).token, held.token, 'the holder asking again is given its own lease')
+  const first = owner.acquire('L', 'b', 60_000)
+  const c = tracked(owner.acquire('L', 'c', 60_000))
+  const again = tracked(owner.acquire('L', 'b', 60_000))
+  t.ok((await first.catch((e: unknown) => e)) instanceof LockError, 'the older wait of the same caller is dropped')
+  t.equal(owner.known('L').waiting, 2, 'and the new one has its place, before c')
+  const ac = new AbortController()
+  const d = owner.acquire('L', 'd', 60_000, ac.signal)
+  ac.abort()
+  t.ok((await d.catch((e: unknown) => e)) instanceof LockError, 'an aborted wait rejects')
+  t.equal(owner.known('L').waiting, 2, 'and leaves the queue, nobody else')
+  await owner.release('L', 'a', held.token)
+  await again.grant
+  t.notOk(c.granted(), 'b, asking again, went before c')
 })
 
 t.test('only the owner grants; queue bounds; close', async (t) => {
