@@ -134,8 +134,9 @@ export class LockService {
         }
         if (!retryable(err)) throw err
         if (err instanceof PeerUnavailableError) this.#o.membership.peerFailed(owner, err)
-        // The owner died, is leaving, or is not the owner any more: ask again, once health or the ring has moved on.
-        await sleep(Math.min(25 * 2 ** Math.min(attempt, 5), 500))
+        // The owner died, is leaving, or is not the owner any more: ask again, once health or the ring
+        // has moved on (an abort meanwhile ends the pause, and the loop rejects at its top).
+        await sleep(Math.min(25 * 2 ** Math.min(attempt, 5), 500), undefined, { signal }).catch(() => {})
       }
     }
   }
