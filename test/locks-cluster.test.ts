@@ -155,3 +155,21 @@ t.test('the owner is killed: its live lease stays held at the next owner, and to
     { history },
   )
 })
+
+t.test('the owner is killed and the holder never releases: the lease ends at the next owner after its ttl, not before', async (t) => {
+  const cluster = await startLocks(t)
+  const [owner, next, third] = holders(cluster, 'lapse') as [Member, Member, Member]
+  // A ttl well past the time the survivors take to route around the dead owner (0.2 to 1.4 s in
+  // test/bench/locks.mjs on the loaded machine), so the wait reaches the new owner while the lease lives.
+  const held = await acquire(third, 'lapse', 8000)
+  await owner.kill('SIGKILL')
+  const waiting = await acquire(next, 'lapse', 60_000, false)
+  await until(async () => (await state(next, 'lapse')).waiting === 1, 'the wait queued at the new owner', 30_000)
+  t.equal((await state(next, 'lapse')).holder?.token, held.token, 'the new owner holds the lease for its holder')
+  t.notOk((await pending(next, waiting.handle)).granted, 'and the wait is not granted while it lives')
+  await until(async () => (await pending(next, waiting.handle)).granted, 'the waiter granted once the ttl ran out', 30_000)
+  const got = await pending(next, waiting.handle)
+  t.ok(got.token! > held.token!, 'with a larger token')
+  t.same(await release(third, held.handle), { released: false, reason: 'expired' }, 'the old holder is told its lease expired')
+  t.same(await release(next, waiting.handle), { released: true })
+})
