@@ -35,15 +35,23 @@ export class Balancer {
    * GETs `path` from one node, or from a second one if the first is down.
    * Resolves with { node, status, body }; rejects when both attempts got no answer.
    */
-  async get(path) {
+  get(path) {
+    return this.request('GET', path)
+  }
+
+  /**
+   * Sends `method path` (with `body`, for a PUT) to one node, or to a second one if the first is
+   * down; the demo's writes (PUT and DELETE of a user) are idempotent, so that retry is safe too.
+   */
+  async request(method, path, body) {
     const first = this.#pick(undefined)
     try {
-      return await this.#send(first, path)
+      return await this.#send(first, method, path, body)
     } catch (err) {
       first.downUntil = Date.now() + this.failTimeoutMs
       if (this.targets.length === 1) throw err
       this.retries++
-      return await this.#send(this.#pick(first), path)
+      return await this.#send(this.#pick(first), method, path, body)
     }
   }
 
@@ -69,9 +77,8 @@ export class Balancer {
     return fallback ?? except
   }
 
-  async #send(target, path) {
-    const res = await target.pool.request({ path, method: 'GET' })
-    const body = await res.body.text()
-    return { node: target.id, status: res.statusCode, body }
+  async #send(target, method, path, body) {
+    const res = await target.pool.request({ path, method, body })
+    return { node: target.id, status: res.statusCode, body: await res.body.text() }
   }
 }

@@ -23,6 +23,12 @@ const DIST = path.join(ROOT, 'dist', 'index.js')
 /** Past the run's duration, how long starting, draining and stopping may take before the demo gives up, in ms. */
 const GRACE_MS = 60_000
 
+/**
+ * One request in this many is a write (PUT of a user's record, or DELETE of the user, in turn)
+ * instead of a get: at 300 requests/s, 6 writes/s, each heard by every node as a change event.
+ */
+const WRITE_EVERY = 50
+
 const DEFAULTS = { nodes: 3, duration: 30, rate: 300, concurrency: 64, users: 1000, zipf: 1.1, seed: 1 }
 
 const HELP = `Usage: npm run demo -- [options]    (or: node demo/cluster.mjs [options] after npm run build)
@@ -30,7 +36,8 @@ const HELP = `Usage: npm run demo -- [options]    (or: node demo/cluster.mjs [op
 Starts a peercache cluster of app processes on 127.0.0.1 (each: GET /users/:id through peercache,
 a simulated slow origin behind it), sends it load through a round-robin load balancer that retries
 a request once on another node when its node is down, SIGKILLs one node at 40% of the run and
-restarts it at 70%, shows a live view, then a summary. Exit code 0 when no request failed.
+restarts it at 70%, shows a live view, then a summary. One request in ${WRITE_EVERY} is a write (PUT or
+DELETE /users/:id): every node logs the change events it hears, and the summary counts them. Exit code 0 when no request failed.
 The live view is in the terminal and on a web page (the ring, each node's health and charts)
 at the URL it prints.
 
@@ -140,6 +147,7 @@ async function run(options, human, signal) {
       nodeIds: nodes.map((n) => n.id),
       windows: Boolean(options.view || web),
       signal,
+      writeEvery: WRITE_EVERY,
     })
     const view = options.view ? new LiveView({ out: human, title }) : undefined
     const onEvent = (text) => {

@@ -1,5 +1,7 @@
 // The load generator: GET /users/:id through the balancer at a bounded rate and concurrency, ids
-// drawn Zipf-skewed, every answer checked against the origin's record. It stops by itself after
+// drawn Zipf-skewed, every answer checked against the origin's record; every `writeEvery`-th
+// request is a write instead (PUT of the user's record, or DELETE of the user, in turn), which every
+// node hears of as a change event. It stops by itself after
 // `durationMs` (or when `signal` aborts) and then waits for the requests under way, each bounded
 // by the balancer's timeouts.
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -20,9 +22,10 @@ function nodeRecord() {
  * @param {{ balancer: import('./balancer.mjs').Balancer, nextId: () => number, rate: number,
  *   concurrency: number, durationMs: number, nodeIds: string[], windows?: boolean, signal?: AbortSignal }} options
  *   rate in requests per second; concurrency: most requests under way at once;
- *   windows: also keep each node's latencies in `window`, for a reader that empties it (default false)
+ *   windows: also keep each node's latencies in `window`, for a reader that empties it (default false);
+ *   writeEvery: every writeEvery-th request is a write, not a get (0: none; default 0)
  */
-export function startLoad({ balancer, nextId, rate, concurrency, durationMs, nodeIds, windows = false, signal }) {
+export function startLoad({ balancer, nextId, rate, concurrency, durationMs, nodeIds, windows = false, signal, writeEvery = 0 }) {
   const record = {
     /** Requests sent (each may have been retried once on another node). */
     requests: 0,
@@ -32,6 +35,9 @@ export function startLoad({ balancer, nextId, rate, concurrency, durationMs, nod
     failed: 0,
     failures: [],
     inFlight: 0,
+    /** Writes sent (PUT or DELETE of a user; not counted in requests), and those that got no 200. */
+    writes: 0,
+    writeFailures: 0,
     nodes: new Map(nodeIds.map((id) => [id, nodeRecord()])),
     get retries() {
       return balancer.retries
@@ -43,8 +49,23 @@ export function startLoad({ balancer, nextId, rate, concurrency, durationMs, nod
     if (record.failures.length < KEEP_FAILURES) record.failures.push(reason)
   }
 
+  let sent = 0
+
+  /** A PUT of the user's own record (the next GET still gets the right one), or a DELETE (it is loaded again). */
+  async function write(id) {
+    record.writes++
+    const put = record.writes % 2 === 1
+    try {
+      const { status } = await balancer.request(put ? 'PUT' : 'DELETE', `/users/${id}`, put ? userRecord(id) : undefined)
+      if (status !== 200) record.writeFailures++
+    } catch {
+      record.writeFailures++
+    }
+  }
+
   async function one() {
     const id = nextId()
+    if (writeEvery > 0 && ++sent % writeEvery === 0) return write(id)
     const start = performance.now()
     record.requests++
     record.inFlight++

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// One application process of the demo: a small HTTP app (`GET /users/:id`) with a peercache Peer
-// embedded. One port serves the app, the peer protocol (/_peercache/...), the app's /stats and
-// Prometheus metrics at /metrics.
+// One application process of the demo: a small HTTP app (`GET /users/:id`, and `PUT` / `DELETE` to
+// update or drop a user) with a peercache Peer embedded. One port serves the app, the peer protocol
+// (/_peercache/...), the app's /stats and Prometheus metrics at /metrics. Every node listens to the
+// group's change events: each set or remove made on any node is logged here and counted in /stats.
 // Run by hand to assemble a cluster across terminals:
 //   node demo/node.mjs --port 7001 --peers http://127.0.0.1:7001,http://127.0.0.1:7002
 //   node demo/node.mjs --port 7002 --peers http://127.0.0.1:7001,http://127.0.0.1:7002
@@ -13,7 +14,10 @@ import { ORIGIN_MAX_MS, ORIGIN_MIN_MS, createOrigin } from './origin.mjs'
 const HELP = `Usage: node demo/node.mjs [options]
 
 One demo app node: GET /users/:id answers a user record through peercache (group "users"),
-loading it from a simulated slow store (${ORIGIN_MIN_MS}-${ORIGIN_MAX_MS} ms per load) on a miss.
+loading it from a simulated slow store (${ORIGIN_MIN_MS}-${ORIGIN_MAX_MS} ms per load) on a miss;
+PUT /users/:id (body: the record) stores it with group.set, DELETE /users/:id drops it with
+group.remove. Every node logs each change event it hears (whichever node made the change) and
+counts them in /stats (changeEvents).
 The same port serves the peer protocol (/_peercache/...), GET /stats (JSON counters) and
 GET /metrics (Prometheus metrics, peer.registerMetrics; needs prom-client installed).
 
@@ -40,6 +44,7 @@ Example, two nodes in two terminals:
   node demo/node.mjs --port 7001 --peers http://127.0.0.1:7001,http://127.0.0.1:7002
   node demo/node.mjs --port 7002 --peers http://127.0.0.1:7001,http://127.0.0.1:7002
   curl http://127.0.0.1:7002/users/42 ; curl http://127.0.0.1:7002/stats
+  curl -X DELETE http://127.0.0.1:7001/users/42   # node-7002 logs the change event too
 `
 
 const USER_ID = /^\/users\/([1-9][0-9]{0,8})$/
@@ -112,7 +117,13 @@ async function startNode(options) {
     backup: options.backupDir === undefined ? undefined : { dir: options.backupDir },
   })
   const users = peer.group('users', { maxBytes: options.maxBytes, codec: 'string', load: (id, ctx) => origin.load(id, ctx.signal) })
-  const counts = { requests: 0, errors: 0 }
+  const counts = { requests: 0, errors: 0, writes: 0, changeEvents: 0 }
+  // Change events: every set and remove of a user, made on any node, arrives on every node.
+  users.on('change', ({ key, kind, version, origin }) => {
+    counts.changeEvents++
+    const fields = { time: new Date().toISOString(), level: 'info', node: options.id, msg: 'change event', kind, key, version, origin }
+    process.stdout.write(`${JSON.stringify(fields)}\n`)
+  })
   // Loaded once the node listens: importing prom-client must not delay the node's start.
   let metrics
 
@@ -121,6 +132,20 @@ async function startNode(options) {
     try {
       const body = await users.get(id)
       send(res, 200, body)
+    } catch (err) {
+      counts.errors++
+      send(res, 500, JSON.stringify({ error: err?.code ?? 'error', message: err?.message ?? String(err) }))
+    }
+  }
+
+  /** PUT stores the request's body as the user's record; DELETE drops it (the next GET loads it again). */
+  async function writeUser(method, id, req, res) {
+    counts.writes++
+    try {
+      if (method === 'DELETE') return send(res, 200, JSON.stringify(await users.remove(id)))
+      const chunks = []
+      for await (const chunk of req) chunks.push(chunk)
+      send(res, 200, JSON.stringify(await users.set(id, Buffer.concat(chunks).toString('utf8'))))
     } catch (err) {
       counts.errors++
       send(res, 500, JSON.stringify({ error: err?.code ?? 'error', message: err?.message ?? String(err) }))
@@ -149,8 +174,9 @@ async function startNode(options) {
   const server = http.createServer((req, res) => {
     const url = req.url ?? '/'
     if (url.startsWith('/_peercache/')) return peer.handler(req, res)
-    if (req.method !== 'GET') return send(res, 405, JSON.stringify({ error: 'method', message: 'only GET' }))
     const match = USER_ID.exec(url)
+    if (match && (req.method === 'PUT' || req.method === 'DELETE')) return void writeUser(req.method, match[1], req, res)
+    if (req.method !== 'GET') return send(res, 405, JSON.stringify({ error: 'method', message: 'GET, or PUT and DELETE of /users/:id' }))
     if (match) return void getUser(match[1], res)
     if (url === '/stats') return send(res, 200, JSON.stringify(stats()))
     if (url === '/metrics') return void metrics.then((serve) => serve(res))

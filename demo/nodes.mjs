@@ -29,6 +29,8 @@ const STOP_TIMEOUT_MS = 3000
 const COUNTERS = [
   'requests',
   'errors',
+  'writes',
+  'changeEvents',
   'originLoads',
   'gets',
   'mainHits',

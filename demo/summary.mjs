@@ -18,6 +18,8 @@ export function buildResult({ nodes, record, chaos, workload, durationMs }) {
     failed: record.failed,
     retried: record.retries,
     failures: record.failures,
+    writes: record.writes,
+    writeFailures: record.writeFailures,
     originLoads: { before: atKill, during: atBack - atKill, after: total - atBack, total },
     dedupFactor: dedupFactor(record.answered, total),
     nodes: nodes.map((n) => {
@@ -34,6 +36,8 @@ export function buildResult({ nodes, record, chaos, workload, durationMs }) {
         peerFetches: c.peerLoads,
         peerErrors: c.peerErrors,
         originLoads: c.originLoads,
+        writes: c.writes,
+        changeEvents: c.changeEvents,
         p50Ms: percentile(served.latencies, 50),
         p99Ms: percentile(served.latencies, 99),
       }
@@ -68,6 +72,7 @@ export function summaryLines(result) {
     `requests: ${result.requests} (answered ${result.answered}, failed ${result.failed}, retried on another node ${result.retried})`,
     `origin loads: ${o.total} (before the kill ${o.before}, while down ${o.during}, after the restart ${o.after})`,
     `dedup factor: ${result.dedupFactor ?? '-'} requests per origin load`,
+    `writes: ${result.writes} (PUT or DELETE of a user, ${result.writeFailures} failed); change events heard: ${result.nodes.map((n) => `${n.id} ${n.changeEvents}`).join(', ')}`,
   ]
   if (chaos.killed)
     lines.push(

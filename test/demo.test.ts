@@ -22,6 +22,8 @@ interface NodeResult {
   hotHits: number
   peerFetches: number
   originLoads: number
+  writes: number
+  changeEvents: number
   p50Ms: number | null
   p99Ms: number | null
 }
@@ -31,6 +33,8 @@ interface DemoResult {
   answered: number
   failed: number
   failures: string[]
+  writes: number
+  writeFailures: number
   originLoads: { before: number; during: number; after: number; total: number }
   nodes: NodeResult[]
   chaos: { killed: string | null; restarted: string | null }
@@ -63,7 +67,7 @@ t.test('3 nodes under load, one SIGKILLed and restarted: no request fails, the o
   t.ok(r.requests > r.originLoads.total, `fewer origin loads (${r.originLoads.total}) than requests (${r.requests})`)
   const o = r.originLoads
   t.equal(o.before + o.during + o.after, o.total, 'before + during + after = total origin loads')
-  t.ok(o.before > 0 && o.after >= 0 && o.during >= 0, 'every phase counted')
+  t.ok(o.before > 0 && o.after >= 0 && o.during >= 0, 'every phase counted', { originLoads: o, chaos: r.chaos })
   t.equal(r.nodes.length, 3)
   for (const n of r.nodes) t.ok(n.requests > 0, `${n.id} served ${n.requests} requests`)
   t.equal(sum(r.nodes.map((n) => n.requests)), r.answered, 'the nodes served every answered request')
@@ -72,6 +76,11 @@ t.test('3 nodes under load, one SIGKILLed and restarted: no request fails, the o
   t.equal(r.chaos.restarted, 'n2', 'n2 was restarted')
   t.equal(r.nodes.find((n) => n.id === 'n2')?.starts, 2, 'n2 ran as two processes')
   t.ok(sum(r.nodes.map((n) => n.peerFetches)) > 0, 'nodes fetched values from their owners')
+  // One request in 50 is a write (PUT or DELETE of a user); the nodes that were never killed heard each as a change event.
+  t.ok(r.writes > 0, `writes were sent (${r.writes}, ${r.writeFailures} failed)`)
+  // Not an exact count: the killed node's last writes (and its counters since they were last read) die with it.
+  t.ok(sum(r.nodes.map((n) => n.writes)) > 0, 'the nodes made writes')
+  for (const n of r.nodes.filter((n) => n.id !== 'n2')) t.ok(n.changeEvents > 0, `${n.id} heard ${n.changeEvents} change events`)
   // Running the demo leaves the working tree clean: the node logs are ignored by git.
   t.doesNotThrow(() => execFileSync('git', ['check-ignore', '-q', 'demo/logs/n1.log'], { cwd: ROOT }), 'demo/logs/ is git-ignored')
 })
@@ -108,6 +117,18 @@ t.test('a node started by hand, as the README shows, serves users and shares loa
     'each node served its two requests',
   )
   t.equal(stats[0]!.originLoads + stats[1]!.originLoads, 1, 'one origin load for four requests on two nodes')
+  // A write through one node is a change event on both, which each logs (JSON lines on stdout).
+  t.equal((await fetch(`${a}/users/42`, { method: 'PUT', body: 'updated' })).status, 200)
+  t.equal(await (await fetch(`${b}/users/42`)).text(), 'updated', 'the other node reads the update')
+  t.equal((await fetch(`${a}/users/42`, { method: 'DELETE' })).status, 200)
+  for (const node of nodes) {
+    for (const kind of ['set', 'remove']) {
+      const line = await node.next((l) => l.includes('"msg":"change event"') && l.includes(`"kind":"${kind}"`))
+      t.match(JSON.parse(line), { kind, key: '42', origin: a }, `a ${kind} event logged by each node, made by ${a}`)
+    }
+  }
+  const after = (await (await fetch(`${b}/stats`)).json()) as { changeEvents: number }
+  t.equal(after.changeEvents, 2, 'counted on the stats endpoint')
   const help = await demoScript(t, 'node.mjs', ['--help'])
   t.equal(help.code, 0)
   t.match(help.stdout, /--peers URLS/, 'node.mjs --help documents its options')
