@@ -1,6 +1,6 @@
 // Command-line options of `npm run bench -- [options]`.
 
-export const SCENARIOS = ['localHit', 'remoteHit', 'stampede', 'zipf', 'memory', 'ring']
+export const SCENARIOS = ['localHit', 'remoteHit', 'coldMiss', 'stampede', 'zipf', 'memory', 'ring']
 
 export const USAGE = `npm run bench -- [--quick] [--json] [--only name[,name]] [--install] [--cpu-prof] [--connections N] [--pipelining N] [--metrics]
   --quick          every scenario, shorter runs (all together under 4 minutes)

@@ -16,7 +16,15 @@ const { childSettings, killChildren, RESULTS_DIR } = await import('./procs.mjs')
 const { formatProfile, summarizeProfile } = await import('./profile-top.mjs')
 const { formatTable } = await import('./table.mjs')
 
-const FILES = { localHit: 'local-hit', remoteHit: 'remote-hit', stampede: 'stampede', zipf: 'zipf', memory: 'memory', ring: 'ring' }
+const FILES = {
+  localHit: 'local-hit',
+  remoteHit: 'remote-hit',
+  stampede: 'stampede',
+  zipf: 'zipf',
+  memory: 'memory',
+  ring: 'ring',
+  coldMiss: 'cold-miss',
+}
 
 let options
 try {
@@ -62,7 +70,7 @@ if (goals.length > 0) {
   const verdict = (met) => (met === undefined ? 'not measured' : met ? 'met' : 'NOT met')
   console.log(
     formatTable(
-      'Goals (issue 6)',
+      'Goals (issues 6 and 13)',
       ['goal', 'target', 'measured', 'verdict'],
       goals.map((g) => [g.goal, g.target, g.measured, verdict(g.met)]),
     ),
