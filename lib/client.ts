@@ -171,6 +171,10 @@ export class PeerClient implements PeerTransport {
     let running = this.#running.get(peer)
     if (running === undefined) this.#running.set(peer, (running = new Set()))
     running.add(ctl)
+    const done = () => {
+      running.delete(ctl)
+      if (running.size === 0 && this.#running.get(peer) === running) this.#running.delete(peer)
+    }
     let timer = setTimeout(() => ctl.abort(new PeerUnavailableError(peer, `no answer within ${o.peerTimeoutMs} ms`)), o.peerTimeoutMs)
     let slow: NodeJS.Timeout | undefined
     try {
@@ -212,6 +216,7 @@ export class PeerClient implements PeerTransport {
       }, o.fetchTimeoutMs)
       const parser = new FrameParser()
       const answer = res.body
+      let unanswered = items.length
       await new Promise<void>((resolve, reject) => {
         answer.on('data', (chunk: Buffer) => {
           timer.refresh()
@@ -222,7 +227,11 @@ export class PeerClient implements PeerTransport {
             slow?.refresh()
             if (frame.status === 'retry') this.#retry(peer, item)
             else settleFrame(peer, item, frame, o.maxVersionAheadMs)
+            unanswered--
           }
+          // Every key has its answer: the batch no longer counts as in flight, so the callers' next
+          // gets (made as these settle) go out at once rather than wait for the end of the stream.
+          if (unanswered === 0) done()
         })
         answer.once('end', resolve)
         answer.once('error', reject)
@@ -234,8 +243,7 @@ export class PeerClient implements PeerTransport {
     } finally {
       clearTimeout(timer)
       clearTimeout(slow)
-      running.delete(ctl)
-      if (running.size === 0) this.#running.delete(peer)
+      done()
     }
   }
 
