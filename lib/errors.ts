@@ -194,11 +194,11 @@ export class ConflictError extends PeercacheError {
   }
 }
 
-/** What a caller's aborted signal rejects with when the signal has no reason of its own. */
+/** What a caller's aborted signal rejects with when the signal has no reason of its own; what an aborted `peer.lock()` always rejects with (the signal's reason as its cause). */
 export class AbortError extends PeercacheError {
   override readonly code = 'ABORT_ERR'
-  constructor(message = 'peercache: the operation was aborted') {
-    super(message)
+  constructor(message = 'peercache: the operation was aborted', options?: ErrorOptions) {
+    super(message, options)
   }
 }
 

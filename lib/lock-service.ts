@@ -118,7 +118,7 @@ export class LockService {
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidLockError(name, 'signal must be an AbortSignal')
     const id = randomUUID()
     for (let attempt = 0; ; attempt++) {
-      if (signal?.aborted) throw abortReason(signal)
+      if (signal?.aborted) throw aborted(name, signal)
       const owner = this.ownerOf(name)
       const request = new AbortController()
       const granted = this.#acquireAt(owner, name, id, ttlMs, request.signal)
@@ -130,7 +130,7 @@ export class LockService {
           // Whatever the owner does with this wait now, this caller never holds the lease.
           request.abort()
           void this.#cancel(owner, name, id, granted)
-          throw abortReason(signal)
+          throw aborted(name, signal)
         }
         if (!retryable(err)) throw err
         if (err instanceof PeerUnavailableError) this.#o.membership.peerFailed(owner, err)
@@ -238,15 +238,16 @@ function retryable(err: unknown): boolean {
   return err instanceof PeerUnavailableError || (err instanceof LockError && err.reason === 'misdirected')
 }
 
-function abortReason(signal: AbortSignal): unknown {
-  return signal.reason ?? new AbortError()
+/** What a wait whose signal aborted rejects with: a PeercacheError, whatever the signal's reason (its cause). */
+function aborted(name: string, signal: AbortSignal): AbortError {
+  return new AbortError(`peercache: lock ${JSON.stringify(name.slice(0, 80))}: the wait was aborted`, { cause: signal.reason })
 }
 
 /** `p`, or a rejection with the signal's reason as soon as it aborts. */
 function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return p
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortReason(signal))
+    const onAbort = () => reject(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
     p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
   })

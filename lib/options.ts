@@ -173,7 +173,7 @@ export interface LocksOptions {
 export interface LockOptions {
   /** How long the lease lasts once granted, in ms (1 to 86,400,000). Default: the peer's `locks.ttlMs`. */
   ttlMs?: number
-  /** Aborting it while waiting rejects at once with its reason (an AbortError when it has none); the lease is never held. */
+  /** Aborting it while waiting rejects at once with an AbortError (its cause: the signal's reason); the lease is never held. */
   signal?: AbortSignal
 }
 

@@ -191,7 +191,7 @@ export class Peer {
   /**
    * Waits for the lease lock `name` (README, "Locks") and resolves once this caller holds it: its
    * fencing token, and `release()`. Hosted by the owner of `name` on the ring. Rejects at once with
-   * the signal's reason when `signal` aborts (an AbortError when it has none), InvalidLockError for
+   * an AbortError when `signal` aborts (its cause: the signal's reason), InvalidLockError for
    * a bad name or options, LockError `queue-full`, ClosedError once the peer is closed.
    */
   lock(name: string, options?: LockOptions): Promise<Lease> {

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { request } from 'undici'
 import { Auth } from '../lib/auth.js'
-import { ClosedError, InvalidLockError, InvalidOptionError, LockError, Peer } from '../lib/index.js'
+import { AbortError, ClosedError, InvalidLockError, InvalidOptionError, LockError, Peer, PeercacheError } from '../lib/index.js'
 import { HEADER, PROTOCOL_VERSION } from '../lib/protocol.js'
 import { findKey, startPeers } from './helpers/peers.js'
 
@@ -52,18 +52,16 @@ t.test('abort: before the call, and while waiting at a remote owner', async (t) 
   const name = findKey((k) => ring.owners(k, 1)[0] === urls[1])
   const gone = new AbortController()
   gone.abort(new Error('mine'))
-  t.equal(
-    ((await peers[0]!.lock(name, { signal: gone.signal }).catch((e: unknown) => e)) as Error).message,
-    'mine',
-    'an aborted signal: its reason',
-  )
+  const before = await peers[0]!.lock(name, { signal: gone.signal }).catch((e: unknown) => e)
+  t.ok(before instanceof AbortError && before instanceof PeercacheError, 'an aborted signal: an AbortError, a PeercacheError')
+  t.equal(((before as Error).cause as Error).message, 'mine', 'with the signal’s reason as its cause')
   const held = await peers[1]!.lock(name, { ttlMs: 60_000 })
   const ac = new AbortController()
   const waiting = peers[0]!.lock(name, { signal: ac.signal })
   while (peers[1]!.lockState(name).waiting === 0) await new Promise((resolve) => setTimeout(resolve, 10))
   ac.abort()
   const err = (await waiting.catch((e: unknown) => e)) as Error
-  t.equal(err.name, 'AbortError', 'rejects with an AbortError')
+  t.ok(err instanceof AbortError && err.code === 'ABORT_ERR', 'rejects with an AbortError (code ABORT_ERR)')
   while (peers[1]!.lockState(name).waiting !== 0) await new Promise((resolve) => setTimeout(resolve, 10))
   t.pass('the wait left the owner’s queue')
   await held.release()
