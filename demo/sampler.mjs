@@ -6,7 +6,7 @@ import { percentile } from './load.mjs'
 import { dedupFactor } from './table.mjs'
 
 /** Counters whose change over the last second a sample shows as a rate or a hit ratio. */
-const RATES = ['requests', 'gets', 'mainHits', 'hotHits', 'peerLoads', 'originLoads']
+const RATES = ['requests', 'gets', 'mainHits', 'hotHits', 'peerLoads', 'originLoads', 'changeEvents']
 
 /**
  * One row of a sample: a node, or `all` of them.
@@ -23,6 +23,7 @@ const RATES = ['requests', 'gets', 'mainHits', 'hotHits', 'peerLoads', 'originLo
  * @property {number} requests answered requests since the start (all of a node's processes)
  * @property {number} peerFetches values fetched from their owner since the start
  * @property {number} originLoads origin loads since the start
+ * @property {number} changeEvents change events the node heard since the start (sets and removes made on any node)
  */
 
 export class Sampler {
@@ -104,6 +105,7 @@ function row(id, state, { now, delta, latencies }, seconds) {
     requests: now.requests,
     peerFetches: now.peerLoads,
     originLoads: now.originLoads,
+    changeEvents: now.changeEvents,
   }
 }
 

@@ -19,7 +19,7 @@ const browserTool = ensureDebianCommand('chromium', 'chromium')
 
 interface Numbers {
   second: number
-  nodes: Record<string, { state: string; requests: number; originLoads: number; holds: string; share: string }>
+  nodes: Record<string, { state: string; requests: number; originLoads: number; changeEvents: string; holds: string; share: string }>
 }
 
 t.test(
@@ -58,6 +58,7 @@ t.test(
             state: card.dataset.state ?? '',
             requests: Number(text(card, 'requests')),
             originLoads: Number(text(card, 'originLoads')),
+            changeEvents: text(card, 'changeEvents'),
             holds: row ? text(row, 'holds') : '',
             share: row ? text(row, 'share') : '',
           }
@@ -71,6 +72,8 @@ t.test(
     for (const id of ['n1', 'n2', 'n3']) t.match(first.nodes[id]!.share, /^\d+\.\d%$/, `${id}'s share of the keyspace is shown`)
     await waitFor(`Number(document.body.dataset.second) >= ${first.second + 2}`, 'two more seconds')
     const second = await read()
+    // One request in 50 is a write; each node counts the change events it hears.
+    t.match(second.nodes.all!.changeEvents, /^\d+$/, `the change events heard are counted (${second.nodes.all!.changeEvents})`)
     for (const id of ['all', 'n1', 'n2', 'n3']) {
       const [a, b] = [first.nodes[id]!, second.nodes[id]!]
       const moved = `${id}: requests from ${a.requests} (second ${first.second}) to ${b.requests} (second ${second.second})`
