@@ -70,6 +70,8 @@ interface Answer {
 export class PeerClient implements PeerTransport {
   readonly #options: PeerClientOptions
   readonly #pools = new Map<string, Pool>()
+  /** Per peer, for requests made while batches hold every connection of its pool: no bound (see #pool). */
+  readonly #overflow = new Map<string, Pool>()
   readonly #headers: Record<string, string>
   readonly #batchHeaders: Record<string, string>
   /** Gets bound for each peer, waiting for their batch to be sent. */
@@ -180,7 +182,7 @@ export class PeerClient implements PeerTransport {
     try {
       const path = `${o.basePath}batch`
       const body = encodeBatch(items)
-      const res = await this.#pool(peer).request({
+      const res = await this.#pool(peer, running.size - 1).request({
         path,
         method: 'POST',
         headers: this.#signed(this.#batchHeaders, 'POST', path, body),
@@ -384,9 +386,10 @@ export class PeerClient implements PeerTransport {
   /** Drops the pools of peers that left. */
   retain(peers: Iterable<string>): void {
     const keep = new Set(peers)
-    for (const [peer, pool] of this.#pools) {
-      if (!keep.has(peer)) {
-        this.#pools.delete(peer)
+    for (const pools of [this.#pools, this.#overflow]) {
+      for (const [peer, pool] of pools) {
+        if (keep.has(peer)) continue
+        pools.delete(peer)
         pool.close().catch(() => pool.destroy())
       }
     }
@@ -395,8 +398,9 @@ export class PeerClient implements PeerTransport {
   /** Closes every connection; from now on nothing is sent (a late request fails at once). */
   async close(): Promise<void> {
     this.#closed = true
-    const pools = [...this.#pools.values()]
+    const pools = [...this.#pools.values(), ...this.#overflow.values()]
     this.#pools.clear()
+    this.#overflow.clear()
     await Promise.allSettled(pools.map((p) => p.close()))
   }
 
@@ -425,13 +429,23 @@ export class PeerClient implements PeerTransport {
     }
   }
 
-  #pool(peer: string): Pool {
-    let pool = this.#pools.get(peer)
+  /**
+   * The pool for a request to `peer`. Batches that wait on a slow origin hold their connections; once
+   * `batches` (those under way, this one aside) hold all of them, a request goes through an overflow
+   * pool with connections of its own instead of queueing behind loads: queued, a cached key would
+   * wait on them, and a batch would miss peerTimeoutMs before it was even sent (a live owner taken
+   * for dead, and its keys loaded again here).
+   */
+  #pool(peer: string, batches = this.#running.get(peer)?.size ?? 0): Pool {
+    const overflow = batches >= this.#options.connections
+    const pools = overflow ? this.#overflow : this.#pools
+    let pool = pools.get(peer)
     if (pool === undefined) {
       if (this.#closed) throw new PeerUnavailableError(peer, 'this peer is closed: nothing more is sent', { reason: 'closed' })
       const o = this.#options
       pool = new Pool(peer, {
-        connections: o.connections,
+        // undici: null is no bound. Bounded all the same by the gets waiting (maxBatchKeys a connection).
+        connections: overflow ? null : o.connections,
         connect: { timeout: o.connectTimeoutMs, ...o.tls },
         headersTimeout: o.peerTimeoutMs,
         bodyTimeout: o.fetchTimeoutMs,
@@ -441,7 +455,7 @@ export class PeerClient implements PeerTransport {
         keepAliveMaxTimeout: o.keepAliveTimeoutMs,
         pipelining: o.pipelining,
       })
-      this.#pools.set(peer, pool)
+      pools.set(peer, pool)
     }
     return pool
   }

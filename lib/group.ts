@@ -285,7 +285,7 @@ export class Group<T = Buffer> {
       : Promise.resolve().then(() => this.#s.load(key, ctx)) // a synchronous throw becomes a rejection
     let value: Loaded<T> | undefined
     try {
-      value = await this.#within(key, loading)
+      value = await this.#within(key, loading, call.signal)
     } catch (err) {
       if (call.aborted) throw call.reason
       if (err instanceof LoadTimeoutError) {
@@ -302,17 +302,25 @@ export class Group<T = Buffer> {
   }
 
   /** `loading`, or LoadTimeoutError once loadTimeoutMs has passed. */
-  #within<V>(key: string, loading: Promise<V>): Promise<V> {
+  #within<V>(key: string, loading: Promise<V>, signal: AbortSignal): Promise<V> {
     const ms = this.#s.loadTimeoutMs
     if (ms === 0) return loading
+    if (signal.aborted) return Promise.reject(signal.reason) // ended while it waited for a slot: no timer
     let timer: NodeJS.Timeout | undefined
+    let stop = () => {}
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         this.#counters.loadTimeouts++
         reject(new LoadTimeoutError(this.name, key, `the origin did not answer within loadTimeoutMs (${ms} ms)`))
       }, ms)
+      // A flight ended otherwise (nobody waits, close) takes its timer with it: nothing stays scheduled.
+      stop = () => reject(signal.reason)
+      signal.addEventListener('abort', stop, { once: true })
     })
-    return Promise.race([loading, timeout]).finally(() => clearTimeout(timer))
+    return Promise.race([loading, timeout]).finally(() => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', stop)
+    })
   }
 
   /** The entry for what the loader gave (a value, or undefined: absent), kept in the caches. */
