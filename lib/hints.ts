@@ -61,6 +61,11 @@ export class Hints {
     this.#bytes += bytes
   }
 
+  /** Whether anything waits for `peer`: hints, or a drop-everything for hints given up. */
+  pending(peer: string): boolean {
+    return this.#peers.has(peer)
+  }
+
   /** Takes every hint for `peer` (those older than maxAgeMs are given up: the peer is then lost). */
   take(peer: string, now = Date.now()): TakenHints {
     const p = this.#peers.get(peer)

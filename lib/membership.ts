@@ -4,11 +4,15 @@
 import type { LimitFunction } from 'p-limit'
 import { PEER_DEFAULTS } from './defaults.js'
 import { PeerUnavailableError } from './errors.js'
-import type { PeerHealth } from './health.js'
+import type { HealthProbe, PeerHealth } from './health.js'
 import type { Hint, Hints } from './hints.js'
+import { HintWatch } from './hint-watch.js'
 import type { PeerTransport } from './protocol.js'
 import type { Readiness } from './readiness.js'
 import { Ring } from './ring.js'
+
+/** How the hint watch tries a peer with hints waiting: every 100 ms, each attempt up to 1 s, so up to 10 at once. */
+const HINT_WATCH = { everyMs: 100, timeoutMs: 1000, maxAttempts: 10 }
 
 export class Membership {
   /** This peer's URL (its identity on the ring). */
@@ -28,6 +32,14 @@ export class Membership {
   /** When this peer started or its ring last changed (Date.now()). */
   #changedAt = Date.now()
   readonly #replicaPeekMs: number
+  /** Notices a heal for the peers with hints waiting well before failure detection's next probe. */
+  readonly #watch: HintWatch
+  /** Peers a replay is under way to: one at a time each. */
+  readonly #replaying = new Set<string>()
+  /** Asks a peer that just took a connection whether it serves (a paused process takes them too). */
+  readonly #healProbe: { probe: HealthProbe; timeoutMs: number } | undefined
+  /** Heal probes under way, one per peer; aborted on close. */
+  readonly #confirming = new Map<string, AbortController>()
 
   constructor(options: {
     self: string
@@ -39,8 +51,11 @@ export class Membership {
     readiness: Readiness
     /** PeerOptions.replicaPeekMs. */
     replicaPeekMs?: number
+    /** A health probe on connections of its own, for the hint watch (default: none, replay on connect). */
+    healProbe?: { probe: HealthProbe; timeoutMs: number }
   }) {
     this.#replicaPeekMs = options.replicaPeekMs ?? PEER_DEFAULTS.replicaPeekMs
+    this.#healProbe = options.healProbe
     this.hints = options.hints
     this.readiness = options.readiness
     this.self = options.self
@@ -50,6 +65,38 @@ export class Membership {
     this.limit = options.limit
     // A peer that is not up is skipped: its keys go to the next peer on the ring, their replica.
     this.#skip = (peer) => peer !== this.self && !this.#health.isAvailable(peer)
+    this.#watch = new HintWatch({
+      ...HINT_WATCH,
+      // Up or not: a replay that failed leaves hints for a peer failure detection may still call up.
+      wanted: (peer) => !this.closed && this.hints.pending(peer) && this.isMember(peer),
+      reachable: (peer) => void this.#confirmAndReplay(peer),
+    })
+  }
+
+  /** Nothing new is taken, sent or scheduled from now on (the Peer has closed). */
+  close(): void {
+    this.closed = true
+    this.#watch.close()
+    for (const ac of this.#confirming.values()) ac.abort()
+  }
+
+  /**
+   * The hint watch connected to `peer`: the network is back. A probe on a fresh connection (the
+   * health probes' may still wait on an attempt lost in the partition) says whether it serves; if so
+   * the hints go now. One at a time per peer, so a paused peer is asked once per probe timeout.
+   */
+  async #confirmAndReplay(peer: string): Promise<void> {
+    if (this.#confirming.has(peer) || this.closed) return
+    const ac = new AbortController()
+    this.#confirming.set(peer, ac)
+    const timer = this.#healProbe && setTimeout(() => ac.abort(), this.#healProbe.timeoutMs)
+    try {
+      const ok = this.#healProbe === undefined || (await this.#healProbe.probe(peer, ac.signal).catch(() => false))
+      if (ok && !this.closed) await this.replayHints(peer)
+    } finally {
+      clearTimeout(timer)
+      this.#confirming.delete(peer)
+    }
   }
 
   /** Every member, this one included, sorted. */
@@ -82,6 +129,11 @@ export class Membership {
    */
   ownerAndReplicas(key: string, count: number): string[] {
     return this.#ring.owners(key, count, this.#skip)
+  }
+
+  /** The key's owner and replicas on the whole ring, down peers included (those a missed write is owed to). */
+  ringHolders(key: string, count: number): string[] {
+    return this.#ring.owners(key, count)
   }
 
   /** Holders of a key once `peer` has left (the ring without it), leaving out peers known to be down. */
@@ -124,7 +176,9 @@ export class Membership {
 
   /** Keeps a write `peer` missed (it could not be reached, or is down), for when it is back. */
   hint(peer: string, hint: Hint): void {
-    if (peer !== this.self && this.isMember(peer) && !this.closed) this.hints.add(peer, hint)
+    if (peer === this.self || !this.isMember(peer) || this.closed) return
+    this.hints.add(peer, hint)
+    this.#watch.watch(peer)
   }
 
   /**
@@ -133,15 +187,32 @@ export class Membership {
    * kept for the next time.
    */
   async replayHints(peer: string): Promise<void> {
+    if (this.#replaying.has(peer) || this.closed) return
+    this.#replaying.add(peer)
+    try {
+      // Writes hinted while a replay ran wait for the next round; a few rounds at most.
+      for (let round = 0; round < 3 && this.hints.pending(peer) && !this.closed; round++) {
+        if (!(await this.#replay(peer))) break // what failed waits for the next heal
+        // It answered: routed to again here, without waiting for failure detection's next probe.
+        this.#health.success(peer)
+      }
+    } finally {
+      this.#replaying.delete(peer)
+    }
+  }
+
+  /** One round: sends what is waiting for `peer`; resolves whether all of it arrived (what failed waits again). */
+  async #replay(peer: string): Promise<boolean> {
     const { hints, lost } = this.hints.take(peer)
     if (lost) {
       try {
         await this.transport.resync(peer)
       } catch {
         this.hints.markLost(peer) // told next time
-        return
+        return false
       }
     }
+    let failed = false
     await Promise.all(
       hints.map((h) =>
         this.limit(async () => {
@@ -154,12 +225,15 @@ export class Membership {
                 expiresAt: h.expiresAt,
                 note: h.note,
               })
-          } catch {
+          } catch (err) {
+            failed = true
             this.hints.add(peer, h)
+            this.peerFailed(peer, err)
           }
         }),
       ),
     )
+    return !failed
   }
 
   /** Something suggests `peer` may be down (a caller came here for what it owns): a probe decides. */

@@ -47,6 +47,7 @@ export class Peer {
   readonly #membership: Membership
   readonly #health: PeerHealth
   readonly #probe: HttpProbe
+  readonly #healProbe: HttpProbe
   readonly #log: Logger
   readonly #auth: Auth | undefined
   #server: http.Server | undefined
@@ -109,7 +110,10 @@ export class Peer {
     })
     const probeTimeoutMs = integer('probeTimeoutMs', o.probeTimeoutMs, 1)
     this.#probeTimeoutMs = probeTimeoutMs
-    this.#probe = createHttpProbe({ basePath: o.basePath, self: this.self, timeoutMs: probeTimeoutMs, auth: this.#auth, tls: options.tls })
+    const probeOptions = { basePath: o.basePath, self: this.self, timeoutMs: probeTimeoutMs, auth: this.#auth, tls: options.tls }
+    this.#probe = createHttpProbe(probeOptions)
+    // The hint watch's probes, on connections of their own (see Membership's confirmAndReplay).
+    this.#healProbe = createHttpProbe(probeOptions)
     const onChange = options.onPeerStateChange
     this.#health = new PeerHealth({
       probe: this.#probe.probe,
@@ -145,6 +149,7 @@ export class Peer {
     )
     this.#membership = new Membership({
       readiness,
+      healProbe: { probe: this.#healProbe.probe, timeoutMs: probeTimeoutMs },
       self: this.self,
       ring,
       health: this.#health,
@@ -392,12 +397,13 @@ export class Peer {
           'could not tell a peer that this one leaves',
         )
     })
-    this.#membership.closed = true
+    this.#membership.close()
     // Waiters here are told at once (remote ones ask the next owner, which knows the leases from its records).
     this.#locks.close()
     this.#pubsub.close()
     await this.#health.close()
     await this.#probe.close()
+    await this.#healProbe.close()
     const server = this.#server
     this.#server = undefined
     if (server) {

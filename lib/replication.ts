@@ -4,6 +4,7 @@
 import type { Entry } from './cache.js'
 import { type Codec, decodeEntry, ownBytes } from './codec.js'
 import type { CallState } from './flight.js'
+import type { Hint } from './hints.js'
 import type { Membership } from './membership.js'
 import { PeerUnavailableError } from './errors.js'
 import type { SetResult } from './options.js'
@@ -98,9 +99,22 @@ export class Replication<T> {
     const holders = this.holders(key)
     const self = this.#o.membership.self
     const mine = holders.length === 0 || holders.includes(self)
-    if (!this.#o.store.put(key, entry, mine ? 'main' : 'hot') || holders[0] !== self || holders.length < 2) return []
+    if (!this.#o.store.put(key, entry, mine ? 'main' : 'hot') || holders[0] !== self) return []
+    // A replica that is down is owed the copy when it is back: else, the owner's replica once more, it
+    // would serve the value this one replaced (a set during a partition) until the key expires.
+    const missed = this.#hintDownReplicas(key, entry, holders, note)
+    if (holders.length < 2) return missed
     const failed = await Promise.all(holders.slice(1).map((peer) => this.#copyTo(peer, key, entry, true, note)))
-    return failed.filter((p): p is string => p !== undefined)
+    return [...missed, ...failed.filter((p): p is string => p !== undefined)]
+  }
+
+  /** Hints a copy of `entry` to each of the key's holders on the whole ring that is down (not among `holders`); returns them. */
+  #hintDownReplicas(key: string, entry: Entry<T>, holders: string[], note: ChangeNote | undefined): string[] {
+    const { membership, group } = this.#o
+    const missed = membership.ringHolders(key, this.#o.replicas).filter((p) => p !== membership.self && !holders.includes(p))
+    if (entry.absent) return missed // hints carry values only; an absent one is reloaded there
+    for (const peer of missed) membership.hint(peer, copyHint(group, key, entry, note))
+    return missed
   }
 
   /**
@@ -116,16 +130,7 @@ export class Replication<T> {
       return undefined
     } catch (err) {
       membership.peerFailed(peer, err)
-      membership.hint(peer, {
-        kind: 'copy',
-        group,
-        key,
-        bytes: entry.bytes,
-        version: entry.version,
-        expiresAt: entry.expiresAt,
-        at: Date.now(),
-        note,
-      })
+      membership.hint(peer, copyHint(group, key, entry, note))
       if (retry && this.#retries.size < MAX_COPY_RETRIES) this.#retryLater(peer, key, entry, note)
       return peer
     }
@@ -179,7 +184,16 @@ export class Replication<T> {
         lastError = err
         continue
       }
-      const rest = await this.dropEverywhereBut(new Set(candidates.slice(i)), key, stored.version, { ...note, expiresAt: stored.expiresAt })
+      // A holder that is down gets the value itself when it is back, not only a drop: as the key's
+      // owner it would otherwise reload it from the origin and write over the set (its load is newer).
+      const value = absent ? undefined : { bytes, expiresAt: stored.expiresAt }
+      const rest = await this.dropEverywhereBut(
+        new Set(candidates.slice(i)),
+        key,
+        stored.version,
+        { ...note, expiresAt: stored.expiresAt },
+        value,
+      )
       const unreachable = [...new Set([...stored.unreachable, ...rest.unreachable])]
       return { owner: peer, version: stored.version, expiresAt: stored.expiresAt, unreachable }
     }
@@ -205,12 +219,25 @@ export class Replication<T> {
    * Drops copies of `key` (older than `before`) on every member outside `skip`, in parallel, bounded.
    * Peers known to be down are not waited on: they are unreachable at once.
    */
-  async dropEverywhereBut(skip: Set<string>, key: string, before: number | undefined, note: ChangeNote): Promise<Reach> {
-    const { membership } = this.#o
+  async dropEverywhereBut(
+    skip: Set<string>,
+    key: string,
+    before: number | undefined,
+    note: ChangeNote,
+    value?: { bytes: Buffer; expiresAt: number },
+  ): Promise<Reach> {
+    const { membership, group } = this.#o
     const peers = membership.members().filter((p) => !skip.has(p))
     const down = peers.filter((p) => !membership.isUp(p))
     const up = peers.filter((p) => membership.isUp(p))
-    for (const p of down) membership.hint(p, { kind: 'drop', group: this.#o.group, key, before, at: Date.now(), note })
+    // With the value of a set (version `before`), the key's holders on the whole ring get it back as a copy.
+    const holders = value && before !== undefined ? membership.ringHolders(key, this.#o.replicas) : []
+    for (const p of down) {
+      const at = Date.now()
+      if (value && before !== undefined && holders.includes(p))
+        membership.hint(p, { kind: 'copy', group, key, bytes: value.bytes, version: before, expiresAt: value.expiresAt, at, note })
+      else membership.hint(p, { kind: 'drop', group, key, before, at, note })
+    }
     const results = await Promise.all(up.map((p) => membership.limit(() => this.dropAt(p, key, before, note))))
     return { acknowledged: results.flatMap((r) => r.acknowledged), unreachable: [...down, ...results.flatMap((r) => r.unreachable)] }
   }
@@ -263,4 +290,9 @@ export class Replication<T> {
       return undefined
     }
   }
+}
+
+/** The hint that owes `entry` to a peer that did not get it. */
+function copyHint(group: string, key: string, entry: Entry<unknown>, note: ChangeNote | undefined): Hint {
+  return { kind: 'copy', group, key, bytes: entry.bytes, version: entry.version, expiresAt: entry.expiresAt, at: Date.now(), note }
 }

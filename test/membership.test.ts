@@ -1,6 +1,8 @@
 // Membership as a group sees it: only current members are tracked and probed, health() lists every
 // member, writes do not wait on peers already down, and after close() nothing is cached or sent.
+import { createHook } from 'node:async_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { Peer } from '../lib/index.js'
 import { freePort, hungPeer } from './helpers/net.js'
@@ -108,4 +110,37 @@ t.test('after close(), a load that finishes late is cached nowhere and sent nowh
   t.equal(groups[0]!.stats().main.items, 0, 'the late value is not cached at the closed peer')
   t.equal(groups[1]!.stats().replicaWrites, 0, 'nor copied to its replica')
   t.equal(b.health().length, 1)
+})
+
+t.test('after close() resolves nothing is scheduled: copy retries, probes, hint watches and replays are all gone', async (t) => {
+  // Every timer peercache's own code (lib/) sets while the test runs, by async id, until it fires
+  // for good or is cleared. Unref'd timers count too (process.getActiveResourcesInfo() leaves them out).
+  const LIB = fileURLToPath(new URL('../lib/', import.meta.url))
+  const live = new Map<number, string>()
+  const hook = createHook({
+    init(id, type) {
+      if (type !== 'Timeout') return
+      const stack = new Error().stack ?? ''
+      const where = stack.split('\n').find((l) => l.includes(LIB))
+      if (where) live.set(id, where.trim())
+    },
+    destroy(id) {
+      live.delete(id)
+    },
+  }).enable()
+  t.teardown(() => void hook.disable())
+  const hung = await hungPeer(t)
+  const port = await freePort()
+  const peer = new Peer({ self: `http://127.0.0.1:${port}`, peers: [hung.url], ...fast })
+  await peer.listen({ port, host: '127.0.0.1' })
+  const g = peer.group('g', { maxBytes: 1 << 20, replicas: 2, codec: 'string', load: (k) => `v:${k}` })
+  const ring = new Ring([peer.self, hung.url])
+  const key = findKey((k) => ring.owners(k, 1)[0] === peer.self)
+  // The copy to the hung replica fails: a retry is scheduled, the replica is probed, a hint waits for it.
+  t.equal(await g.get(key), `v:${key}`)
+  await until('the hung replica is down', () => peer.health()[0]?.state === 'down')
+  t.ok(live.size > 0, `timers were running (${live.size})`)
+  await peer.close()
+  await sleep(0)
+  t.same([...live.values()], [], 'none is left once close() resolved')
 })

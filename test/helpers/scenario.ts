@@ -61,6 +61,8 @@ export interface ScenarioResult {
   victimKeyLoadsPct: number
   /** Gets that returned a replaced value 1 s after the heal, of how many, on each side (none checked: undefined). */
   stale?: { victim: number; victimChecked: number; majority: number; majorityChecked: number }
+  /** The first few stale reads: who read which key (set or removed during the fault), and what it got. */
+  staleReads?: string[]
   /** Replica copies made at warm-up, of one per key. */
   replicated: number
   /** Peers each set/remove during the fault named as unreachable (summed). */
@@ -167,6 +169,7 @@ export async function runScenario(cluster: NetCluster, victim: Host, s: Scenario
   const lateLoad = replacement?.workers(GROUP, workload, { ...WORKERS, durationMs: TAIL_MS, seed: 99 }).catch(() => undefined)
   await sleep(STALE_CHECK_MS)
   const stale = { victim: 0, victimChecked: 0, majority: 0, majorityChecked: 0 }
+  const staleReads: string[] = []
   const isStale = (key: string, value: string) =>
     setKeys.includes(key) ? value !== `set:${key}` : (JSON.parse(value) as { v: number }).v !== 2
   // All at once, so that every get is made at heal + 1 s (one after the other took seconds on a busy machine).
@@ -175,7 +178,10 @@ export async function runScenario(cluster: NetCluster, victim: Host, s: Scenario
       const got = await m.get(GROUP, key)
       const side = majority.includes(m) ? 'majority' : 'victim'
       stale[`${side}Checked`]++
-      if (isStale(key, got.value)) stale[side]++
+      if (!isStale(key, got.value)) return
+      stale[side]++
+      if (staleReads.length < 10)
+        staleReads.push(`${m.url} (${side}) ${setKeys.includes(key) ? 'set' : 'removed'} ${key}: ${got.value.slice(0, 120)}`)
     }),
   )
   await Promise.all(checks)
@@ -186,6 +192,7 @@ export async function runScenario(cluster: NetCluster, victim: Host, s: Scenario
   return {
     ...(await summary(cluster, s.name, merge(reports.slice(0, majority.length)), merge([reports.at(-1), late]), before, steady)),
     stale,
+    staleReads,
     replicated,
     unreachable: writes.reduce((n, w) => n + w.unreachable.length, 0),
     victimMarked: transitions.flat().filter((tr) => tr.peer === cluster.url(victim) && tr.to !== 'up' && tr.at >= startedAt).length,
