@@ -305,7 +305,11 @@ export class Group<T = Buffer> {
   #within<V>(key: string, loading: Promise<V>, signal: AbortSignal): Promise<V> {
     const ms = this.#s.loadTimeoutMs
     if (ms === 0) return loading
-    if (signal.aborted) return Promise.reject(signal.reason) // ended while it waited for a slot: no timer
+    if (signal.aborted) {
+      // Ended while it waited for a slot: no timer. The loader, told by the same signal, may reject later.
+      loading.catch(() => {})
+      return Promise.reject(signal.reason)
+    }
     let timer: NodeJS.Timeout | undefined
     let stop = () => {}
     const timeout = new Promise<never>((_, reject) => {
