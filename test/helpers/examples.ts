@@ -70,4 +70,4 @@ export async function stop(t: TapTest, { apps }: Started) {
 }
 
 /** What GET {basePath}health answers on a serving peer. */
-export const HEALTHY = { status: 200, body: { ok: true, protocol: 2 } }
+export const HEALTHY = { status: 200, body: { ok: true, ready: true, protocol: 2 } }
