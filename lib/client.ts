@@ -1,8 +1,8 @@
 // The client side of the peer protocol: one keep-alive undici Pool per peer, explicit timeouts
 // (undici's defaults are minutes long), and errors sorted into "the origin failed" (LoadError,
 // final) and "the peer could not answer" (PeerUnavailableError, try elsewhere).
-// Over 300 lines: the batching of gets and the four request kinds (batch, PUT, DELETE, POST) share
-// one set of pools, signatures and error rules, and read best side by side.
+// Over 300 lines: the batching of gets and the other requests (PUT, DELETE, leave and resync, lock
+// calls, publish) share one set of pools, signatures and error rules, and read best side by side.
 import { Pool } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Auth } from './auth.js'

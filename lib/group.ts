@@ -2,10 +2,12 @@
 // in call order: get → lookupCaches → loadOnce → fetchFromOwner (another peer owns the key) or
 // loadHere (this one does, or no holder answered) → loadFromOrigin → keep; then set and remove.
 // A group's answers to other peers are in owner.ts, its copies on replicas in replication.ts.
-// Longer than the other files (about 490 lines) because it is a group's whole public surface: the
-// get path in call order (the part to read), then set, remove, snapshots, clear, stats and close,
-// each a few lines handing over to its own room (replication, snapshot, handoff; options in group-settings).
+// Longer than the other files (about 510 lines) because it is a group's whole public surface: the
+// get path in call order (the part to read, lines 120-360), then set, getEntry, update, remove, on,
+// snapshots, clear, stats and close, each a few lines handing over to its own room (replication,
+// atomic, events, snapshot, handoff, deadline; options in group-settings).
 import { type Entry, entrySize } from './cache.js'
+import { withinDeadline } from './deadline.js'
 import { absentEntry, decodeEntry, encodeValue, ownBytes } from './codec.js'
 import {
   ClosedError,
@@ -51,7 +53,6 @@ import { checkKey, nonNegative } from './validate.js'
 
 export type { GetOptions, GroupOptions, GroupStats, LoadContext, Loaded, RemoveResult, SetOptions, SetResult } from './options.js'
 
-const _GROUP_NAME = /^[A-Za-z0-9._-]{1,64}$/
 /** What answered a missed get, noted on its flight: the counter it adds to. */
 type MissSource = 'peerGets' | 'replicaGets' | 'loadGets'
 
@@ -156,9 +157,7 @@ export class Group<T = Buffer> {
     this.#checkKey(key)
     if (counted) this.#counters.gets++
     try {
-      // Before the membership is known this process would think itself alone and load the key itself.
-      if (!this.#membership.readiness.ready) await this.#membership.readiness.untilReady()
-      if (this.#membership.closed) throw new ClosedError()
+      await this.#membership.untilUsable()
       const holders = this.#replication.holders(key)
       const mine = holders[0] === this.#membership.self || holders.length === 0
       const flights = mine ? this.#loads : this.#fetches
@@ -285,7 +284,10 @@ export class Group<T = Buffer> {
       : Promise.resolve().then(() => this.#s.load(key, ctx)) // a synchronous throw becomes a rejection
     let value: Loaded<T> | undefined
     try {
-      value = await this.#within(key, loading, call.signal)
+      value = await withinDeadline(loading, this.#s.loadTimeoutMs, call.signal, () => {
+        this.#counters.loadTimeouts++
+        return new LoadTimeoutError(this.name, key, `the origin did not answer within loadTimeoutMs (${this.#s.loadTimeoutMs} ms)`)
+      })
     } catch (err) {
       if (call.aborted) throw call.reason
       if (err instanceof LoadTimeoutError) {
@@ -299,32 +301,6 @@ export class Group<T = Buffer> {
       throw new LoadError(this.name, key, (err as Error)?.message ?? String(err), { cause: err })
     }
     return this.#entryOf(key, call, value, version, ctx, presetTtlMs)
-  }
-
-  /** `loading`, or LoadTimeoutError once loadTimeoutMs has passed. */
-  #within<V>(key: string, loading: Promise<V>, signal: AbortSignal): Promise<V> {
-    const ms = this.#s.loadTimeoutMs
-    if (ms === 0) return loading
-    if (signal.aborted) {
-      // Ended while it waited for a slot: no timer. The loader, told by the same signal, may reject later.
-      loading.catch(() => {})
-      return Promise.reject(signal.reason)
-    }
-    let timer: NodeJS.Timeout | undefined
-    let stop = () => {}
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        this.#counters.loadTimeouts++
-        reject(new LoadTimeoutError(this.name, key, `the origin did not answer within loadTimeoutMs (${ms} ms)`))
-      }, ms)
-      // A flight ended otherwise (nobody waits, close) takes its timer with it: nothing stays scheduled.
-      stop = () => reject(signal.reason)
-      signal.addEventListener('abort', stop, { once: true })
-    })
-    return Promise.race([loading, timeout]).finally(() => {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', stop)
-    })
   }
 
   /** The entry for what the loader gave (a value, or undefined: absent), kept in the caches. */
@@ -382,8 +358,7 @@ export class Group<T = Buffer> {
       const reason = `the value (${bytes.byteLength} bytes) is larger than the group can cache (${maxValueBytes} bytes with the key and bookkeeping)`
       throw new InvalidValueError(this.name, key, reason)
     }
-    if (!this.#membership.readiness.ready) await this.#membership.readiness.untilReady()
-    if (this.#membership.closed) throw new ClosedError()
+    await this.#membership.untilUsable()
     this.#counters.sets++
     try {
       return await this.#replication.writeEverywhere(key, bytes, ttlMs, absent, condition)
@@ -423,8 +398,7 @@ export class Group<T = Buffer> {
    */
   async remove(key: string): Promise<RemoveResult> {
     this.#checkKey(key)
-    if (!this.#membership.readiness.ready) await this.#membership.readiness.untilReady()
-    if (this.#membership.closed) throw new ClosedError()
+    await this.#membership.untilUsable()
     this.#counters.removes++
     return this.#replication.removeEverywhere(key)
   }
@@ -482,8 +456,7 @@ export class Group<T = Buffer> {
    * reached (they keep their entries until they expire or are evicted).
    */
   async clear(): Promise<RemoveResult> {
-    if (!this.#membership.readiness.ready) await this.#membership.readiness.untilReady()
-    if (this.#membership.closed) throw new ClosedError()
+    await this.#membership.untilUsable()
     this.#counters.clears++
     return this.#replication.clearEverywhere(this.#store.nextVersion())
   }

@@ -5,6 +5,8 @@
 // the records this process gets as a replica, and checks them: a record whose token is lower than
 // one it knows is refused with what it knows, so an owner that lost its memory (a restart) learns
 // the lease and the token from its replicas before it grants anything.
+// Over 300 lines: grant, wait, release, expiry and the replicas' records are one table's rules, and
+// the guarantee (no double grant when only the owner dies) holds only when they are read together.
 import { LRUCache } from 'lru-cache'
 import { ClosedError, LockError } from './errors.js'
 

@@ -3,7 +3,7 @@
 // about their health. The Peer makes one and hands it to every group; groups never see the Peer.
 import type { LimitFunction } from 'p-limit'
 import { PEER_DEFAULTS } from './defaults.js'
-import { PeerUnavailableError } from './errors.js'
+import { ClosedError, PeerUnavailableError } from './errors.js'
 import type { HealthProbe, PeerHealth } from './health.js'
 import type { Hint, Hints } from './hints.js'
 import { HintWatch } from './hint-watch.js'
@@ -71,6 +71,15 @@ export class Membership {
       wanted: (peer) => !this.closed && this.hints.pending(peer) && this.isMember(peer),
       reachable: (peer) => void this.#confirmAndReplay(peer),
     })
+  }
+
+  /**
+   * Before a miss or a write: at once when the membership is known, else once it is (at most
+   * readyTimeoutMs: before, this process would think itself alone); ClosedError once the Peer closed.
+   */
+  async untilUsable(): Promise<void> {
+    if (!this.readiness.ready) await this.readiness.untilReady()
+    if (this.closed) throw new ClosedError()
   }
 
   /** Nothing new is taken, sent or scheduled from now on (the Peer has closed). */

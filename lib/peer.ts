@@ -1,7 +1,7 @@
 // The Peer is what a user embeds: it owns the groups and wires the parts to them: the membership
 // (ring and failure detection), the HTTP client and the server. The parts never import it.
-// Over 300 lines: it is the whole public surface of a Peer (groups, membership, listen, close, backups, locks,
-// metrics), each method a few lines handing over to its room.
+// Over 300 lines: it is the whole public surface of a Peer (groups, membership, readiness, listen, close,
+// backups, hand-off, locks, pub/sub, metrics), each method a few lines handing over to its room.
 import type http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import pLimit from 'p-limit'
@@ -13,7 +13,7 @@ import { type BackupRestore, Backups } from './backup.js'
 import type { HandOffBudget } from './handoff.js'
 import { ClosedError, InvalidGroupError, InvalidOptionError } from './errors.js'
 import { Group, type GroupOptions } from './group.js'
-import { PeerHealth, type PeerHealthSnapshot } from './health.js'
+import { type HealthReason, PeerHealth, type PeerHealthSnapshot, type PeerState } from './health.js'
 import { describe, type Logger, log, loggerOption, logMembership, logPeerState } from './log.js'
 import { Hints } from './hints.js'
 import { type MessageListener, PubSub, type PublishResult } from './pubsub.js'
@@ -118,25 +118,7 @@ export class Peer {
     this.#health = new PeerHealth({
       probe: this.#probe.probe,
       probeTimeoutMs,
-      onChange: (p, from, to, reason) => {
-        // Gets waiting on a peer that is now down move on to its replica instead of waiting out fetchTimeoutMs.
-        if (to === 'down') this.#client.abortPeer(p, `marked down (${reason})`)
-        // Back: the writes it missed meanwhile are replayed, so it stops serving what they replaced.
-        if (to === 'up') void this.#membership.replayHints(p)
-        // Back after it was down (a restart, a deploy): it gets the entries it should hold.
-        if (to === 'up' && from === 'down') void this.#handBack(p)
-        // A peer down or back moves its keys: their new owner may have missed writes its replicas kept.
-        if (to === 'down' || from === 'down') this.#membership.routingChanged()
-        const lastError = to === 'down' ? this.#health.snapshot().find((s) => s.peer === p)?.lastError : undefined
-        logPeerState(this.#log, this.self, { peer: p, from, to, reason, lastError })
-        try {
-          onChange?.(p, from, to, reason)
-        } catch (err) {
-          // Failure detection goes on (it makes the error a process warning); the log says whose callback failed.
-          log(this.#log, 'error', { self: this.self, peer: p, error: describe(err) }, 'onPeerStateChange threw')
-          throw err
-        }
-      },
+      onChange: (p, from, to, reason) => this.#peerStateChanged(p, from, to, reason, onChange),
     })
     const readyTimeoutMs = integer('readyTimeoutMs', o.readyTimeoutMs, 1)
     const readiness = new Readiness(!flag('awaitPeers', o.awaitPeers), readyTimeoutMs, () =>
@@ -421,6 +403,27 @@ export class Peer {
     await this.#backups?.close().catch((err) => log(this.#log, 'error', { self: this.self, error: describe(err) }, 'last backup failed'))
     await this.#client.close()
     for (const unregister of this.#unregister.splice(0)) unregister()
+  }
+
+  /** Failure detection moved `p` from `from` to `to`: what follows from it, the log line, then the user's callback. */
+  #peerStateChanged(p: string, from: PeerState, to: PeerState, reason: HealthReason, onChange: PeerOptions['onPeerStateChange']): void {
+    // Gets waiting on a peer that is now down move on to its replica instead of waiting out fetchTimeoutMs.
+    if (to === 'down') this.#client.abortPeer(p, `marked down (${reason})`)
+    // Back: the writes it missed meanwhile are replayed, so it stops serving what they replaced.
+    if (to === 'up') void this.#membership.replayHints(p)
+    // Back after it was down (a restart, a deploy): it gets the entries it should hold.
+    if (to === 'up' && from === 'down') void this.#handBack(p)
+    // A peer down or back moves its keys: their new owner may have missed writes its replicas kept.
+    if (to === 'down' || from === 'down') this.#membership.routingChanged()
+    const lastError = to === 'down' ? this.#health.snapshot().find((s) => s.peer === p)?.lastError : undefined
+    logPeerState(this.#log, this.self, { peer: p, from, to, reason, lastError })
+    try {
+      onChange?.(p, from, to, reason)
+    } catch (err) {
+      // Failure detection goes on (it makes the error a process warning); the log says whose callback failed.
+      log(this.#log, 'error', { self: this.self, peer: p, error: describe(err) }, 'onPeerStateChange threw')
+      throw err
+    }
   }
 
   /** Copies the entries this peer holds to their holders-to-be (handoff.ts), within handOffMs and handOffBytes. */

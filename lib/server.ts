@@ -1,6 +1,8 @@
 // The server side of the peer protocol: a node:http request listener. A request that comes from a
 // peer is answered from this process's caches or its own loader, never forwarded again, so two
 // peers that disagree about an owner during a membership change cannot bounce a key between them.
+// About 300 lines: the routes and the small answers (get, put, delete, clear, health); the batch,
+// lock, publish and debug answers are in their own files.
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { AUTH_HEADER, type Auth, EMPTY_DIGEST } from './auth.js'
 import { answerBatch } from './batch-answer.js'

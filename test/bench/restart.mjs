@@ -5,39 +5,38 @@
 // close, restored at start) or with hand-off on close. For the 10 s after the last process is back
 // this counts origin loads and the hit ratio (requests answered without an origin load), and the
 // same for the restart itself. Prints a Markdown table, then one JSON line.
-if (process.env.TAP_CHILD_ID !== undefined) {
-  // tap's default globs include everything under test/: the benchmark is not a test.
-  console.log('1..0 # SKIP the restart figures run with `node test/bench/restart.mjs`')
-  process.exit(0)
-}
-
-const fs = await import('node:fs')
-const os = await import('node:os')
-const path = await import('node:path')
-const { setTimeout: sleep } = await import('node:timers/promises')
-const { Balancer } = await import('../../demo/balancer.mjs')
-const { percentile, startLoad } = await import('../../demo/load.mjs')
-const { AppNode, freePorts, stopNodes } = await import('../../demo/nodes.mjs')
-const { seededRandom, zipfSampler } = await import('../../demo/zipf.mjs')
-const { formatTable } = await import('./table.mjs')
-const { describeMachine, machineLine } = await import('./machine.mjs')
+import { bounded } from './standalone.mjs' // first: tap skips this file, and the run is bounded
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Balancer } from '../../demo/balancer.mjs'
+import { percentile, startLoad } from '../../demo/load.mjs'
+import { AppNode, freePorts, stopNodes } from '../../demo/nodes.mjs'
+import { seededRandom, zipfSampler } from '../../demo/zipf.mjs'
+import { formatTable } from './table.mjs'
+import { describeMachine, machineLine } from './machine.mjs'
 
 const QUICK = process.argv.includes('--quick')
 /** `--only TEXT`: the scenarios whose name contains TEXT. */
 const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined
-const NODES = 3
-const USERS = 2000
-const ZIPF = 0.9
-const RATE = 400
-const CONCURRENCY = 32
-/** Steady load before the restart, in ms. */
-const STEADY_MS = 3000
-/** The window measured after the last process is back, in ms. */
-const WINDOW_MS = QUICK ? 5000 : 10_000
-/** Users loaded at once while filling the cluster. */
-const FILL_SLICE = 32
-/** Longest a whole scenario's load may run, in ms: it is stopped earlier, when the scenario is done. */
-const LOAD_CAP_MS = 90_000
+/**
+ * The run: nodes, users and their Zipf exponent, requests per second and at once, the steady load
+ * before a restart and the window measured after it (ms), users filled at once (a burst of thousands
+ * of loads would have owners refuse peers, and askers load for themselves), and the longest a
+ * scenario's load may run (ms; it stops earlier, when the scenario is done).
+ */
+const { NODES, USERS, ZIPF, RATE, CONCURRENCY, STEADY_MS, WINDOW_MS, FILL_SLICE, LOAD_CAP_MS } = {
+  NODES: 3,
+  USERS: 2000,
+  ZIPF: 0.9,
+  RATE: 400,
+  CONCURRENCY: 32,
+  STEADY_MS: 3000,
+  WINDOW_MS: QUICK ? 5000 : 10_000,
+  FILL_SLICE: 32,
+  LOAD_CAP_MS: 90_000,
+}
 
 const SCENARIOS = [
   { name: 'no restart (baseline)', who: 'none', how: 'cold' },
@@ -51,12 +50,8 @@ const SCENARIOS = [
   { name: 'rolling (one by one), from their backups', who: 'rolling', how: 'backup' },
 ]
 
-const log = (message) => console.error(`[restart ${new Date().toISOString().slice(11, 19)}] ${message}`)
 // However a run goes wrong, the script ends.
-setTimeout(() => {
-  console.error('restart: still running after 15 minutes, giving up')
-  process.exit(1)
-}, 900_000).unref()
+const log = bounded('restart', 900_000)
 
 /** Cluster-wide counters as last read: origin loads, requests, local hits. */
 async function totals(nodes) {
@@ -94,7 +89,6 @@ async function runScenario(scenario) {
   try {
     await Promise.all(nodes.map((n) => n.start()))
     // Every user loaded once, so the steady load starts from a warm cluster.
-    // In slices: a burst of thousands of loads would have owners refuse peers (overloaded) and askers load for themselves.
     for (let start = 1; start <= USERS; start += FILL_SLICE) {
       const ids = Array.from({ length: Math.min(FILL_SLICE, USERS - start + 1) }, (_, i) => start + i)
       await Promise.all(ids.map((id) => balancer.get(`/users/${id}`)))
