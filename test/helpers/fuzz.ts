@@ -68,6 +68,12 @@ export interface ExchangeOptions {
   stallAfter?: number
   /** Give up (outcome 'hung') after this long, in ms. */
   limitMs: number
+  /**
+   * Half-close after a complete request (default true): a request the server reads wrongly then ends
+   * at once. A request that needs work (a load) must not: the server takes the half-close for the
+   * asker hanging up and drops the answer, as it should.
+   */
+  halfClose?: boolean
 }
 
 /** Sends `bytes` on a fresh connection and waits for the server to answer or close. */
@@ -91,7 +97,7 @@ export async function exchange(port: number, bytes: Buffer, options: ExchangeOpt
       if (options.pauseMs && o + step < end) await sleep(options.pauseMs)
     }
     // A complete request is followed by our half-close; a stalled one keeps the socket open.
-    if (options.stallAfter === undefined && !socket.destroyed) socket.end()
+    if (options.stallAfter === undefined && options.halfClose !== false && !socket.destroyed) socket.end()
   }
   void send()
   const ended = await Promise.race([closed, hung])
