@@ -1,10 +1,13 @@
 // Membership as a group sees it: only current members are tracked and probed, health() lists every
 // member, writes do not wait on peers already down, and after close() nothing is cached or sent.
 import { createHook } from 'node:async_hooks'
+import { createServer, type Server } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { decodeBatch, encodeFrame } from '../lib/frames.js'
 import { Peer } from '../lib/index.js'
+import { HEADER, PROTOCOL_VERSION } from '../lib/protocol.js'
 import { freePort, hungPeer } from './helpers/net.js'
 import { findKey, startPeers } from './helpers/peers.js'
 import { Ring } from '../lib/ring.js'
@@ -94,6 +97,55 @@ t.test('set and remove do not wait on a member already down, and name it once', 
   t.same(writes, [], 'no PUT or DELETE was sent to it: nobody waited on it')
 })
 
+t.test('a set of a key whose owner is down names that owner once, and does not wait on it', async (t) => {
+  const hung = await hungPeer(t)
+  const tp = await startPeers(t, 2, fast)
+  const [a, b] = tp.peers as [Peer, Peer]
+  const urls = [...tp.urls, hung.url]
+  a.setPeers(urls)
+  b.setPeers(urls)
+  const groups = tp.group('g', () => ({ maxBytes: 1 << 20, replicas: 2, codec: 'string' as const, load: (k: string) => `v:${k}` }))
+  const ga = groups[0]!
+  const ring = new Ring(urls)
+  const key = findKey((k) => ring.owners(k, 1)[0] === hung.url)
+  // A get of the hung member's key fails over to the next holder; a probe then confirms it down.
+  await ga.get(key)
+  await until('a sees the hung member down', () => a.health().find((h) => h.peer === hung.url)?.state === 'down')
+  const before = hung.requests().length
+  const set = await ga.set(key, 'new')
+  t.same(set.unreachable, [hung.url], 'the down owner is named once (the store and the drop of older copies both skipped it)')
+  t.not(set.owner, hung.url, 'the next holder took the write')
+  t.equal(await groups[1]!.get(key), 'new', 'and the other process reads it')
+  const writes = hung
+    .requests()
+    .slice(before)
+    .filter((r) => /^(PUT|DELETE) /.test(r))
+  t.same(writes, [], 'no PUT or DELETE was sent to the down owner')
+})
+
+t.test('a set names a hung replica once when the asker knows it down and the owner does not', async (t) => {
+  const hung = await hungPeer(t)
+  const tp = await startPeers(t, 2, { ...fast, fetchTimeoutMs: 3000 }) // the asker waits for an owner that waits on its replica
+  const [a, b] = tp.peers as [Peer, Peer]
+  const urls = [...tp.urls, hung.url]
+  a.setPeers(urls)
+  b.setPeers(urls)
+  const groups = tp.group('g', () => ({ maxBytes: 1 << 20, replicas: 2, codec: 'string' as const, load: (k: string) => `v:${k}` }))
+  const ring = new Ring(urls)
+  // a learns that the hung member is down; b never asks it anything, so b still counts on it.
+  await groups[0]!.get(findKey((k) => ring.owners(k, 1)[0] === hung.url))
+  await until('a sees the hung member down', () => a.health().find((h) => h.peer === hung.url)?.state === 'down')
+  t.equal(b.health().find((h) => h.peer === hung.url)?.state, 'up')
+  // b owns the key and copies it to the hung member (its replica); a drops older copies elsewhere.
+  const key = findKey((k) => {
+    const [owner, replica] = ring.owners(k, 2)
+    return owner === b.self && replica === hung.url
+  })
+  const set = await groups[0]!.set(key, 'new')
+  t.equal(set.owner, b.self)
+  t.same(set.unreachable, [hung.url], 'named once, though both the owner and the asker missed it')
+})
+
 t.test('after close(), a load that finishes late is cached nowhere and sent nowhere', async (t) => {
   const tp = await startPeers(t, 2, fast)
   const [a, b] = tp.peers as [Peer, Peer]
@@ -110,6 +162,52 @@ t.test('after close(), a load that finishes late is cached nowhere and sent nowh
   t.equal(groups[0]!.stats().main.items, 0, 'the late value is not cached at the closed peer')
   t.equal(groups[1]!.stats().replicaWrites, 0, 'nor copied to its replica')
   t.equal(b.health().length, 1)
+})
+
+/**
+ * A replica that fails the first copy (503) and accepts the rest, and answers health probes: the
+ * owner schedules a retry of the copy and keeps the replica in its routing. Counts the PUTs.
+ */
+async function flakyReplica(t: TapTest): Promise<{ url: string; puts: () => number }> {
+  let puts = 0
+  const server: Server = createServer(async (req, res) => {
+    const chunks: Buffer[] = []
+    for await (const c of req) chunks.push(c as Buffer)
+    res.setHeader(HEADER.protocol, String(PROTOCOL_VERSION))
+    if (req.method === 'POST' && req.url?.endsWith('/batch')) {
+      // The owner's peek before its load: nothing here.
+      const frames = decodeBatch(Buffer.concat(chunks)).flatMap((_, i) => encodeFrame(i, 'miss', Buffer.alloc(0)))
+      res.setHeader('content-type', 'application/x-peercache-frames')
+      return res.end(Buffer.concat(frames))
+    }
+    if (req.method === 'PUT' && puts++ === 0) res.statusCode = 503
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({ ok: true, ready: true, protocol: PROTOCOL_VERSION }))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  const { port } = server.address() as { port: number }
+  return { url: `http://127.0.0.1:${port}`, puts: () => puts }
+}
+
+t.test('a copy that failed is retried, but not once close() resolved', async (t) => {
+  for (const closeFirst of [false, true]) {
+    const replica = await flakyReplica(t)
+    const port = await freePort()
+    const self = `http://127.0.0.1:${port}`
+    const peer = new Peer({ self, peers: [self, replica.url], ...fast })
+    t.teardown(() => peer.close())
+    await peer.listen({ port, host: '127.0.0.1' })
+    const g = peer.group('g', { maxBytes: 1 << 20, replicas: 2, codec: 'string', load: (k) => `v:${k}` })
+    const ring = new Ring([peer.self, replica.url])
+    await g.get(findKey((k) => ring.owners(k, 1)[0] === peer.self))
+    await until('the first copy was refused', () => replica.puts() === 1)
+    if (closeFirst) {
+      await peer.close()
+      await sleep(3000) // past the retry's delay (2 s)
+      t.equal(replica.puts(), 1, 'after close, the copy is not tried again')
+    } else await until('the copy is tried again', () => replica.puts() > 1, 10_000)
+  }
 })
 
 t.test('after close() resolves nothing is scheduled: copy retries, probes, hint watches and replays are all gone', async (t) => {
