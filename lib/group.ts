@@ -374,7 +374,7 @@ export class Group<T = Buffer> {
    */
   async getEntry(key: string): Promise<VersionedValue<T> | undefined> {
     this.#checkKey(key)
-    if (this.#membership.closed) throw new ClosedError()
+    await this.#membership.untilUsable()
     const holders = this.#replication.holders(key)
     const mine = holders.length === 0 || holders[0] === this.#membership.self
     const held = mine ? this.#store.fresh(key) : undefined

@@ -97,6 +97,20 @@ t.test('a set and a remove made before readiness wait for it too, and reach the 
   t.equal(await b.group.get(removed), `${removed}@${b.url}`, 'the remove dropped the value there (a get loads it again)')
 })
 
+t.test('getEntry and update made before readiness wait for it too, and read from the real owner', async (t) => {
+  const { a, b, all, ring } = await starting(t)
+  const [key, counted] = Array.from({ length: 100 }, (_, i) => `e${i}`).filter((k) => ring.owners(k, 1)[0] === b.url) as [string, string]
+  await b.group.set(key, 'at the owner')
+  const entry = a.group.getEntry(key)
+  const update = a.group.update(counted, (v) => `${v}+1`)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.same(a.loads, [], 'nothing was loaded alone while the membership was unknown')
+  a.peer.setPeers(all)
+  t.match(await entry, { value: 'at the owner' }, "the entry came from the key's owner")
+  t.equal(await update, `${counted}@${b.url}+1`, 'the update read the value the owner loaded')
+  t.same(a.loads, [])
+})
+
 t.test('readyTimeoutMs bounds the wait: the get goes on alone, and a warning is logged once', async (t) => {
   const warnings: string[] = []
   const logger = { debug() {}, info() {}, error() {}, warn: (_: unknown, m: string) => warnings.push(m) }
