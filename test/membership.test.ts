@@ -70,72 +70,56 @@ t.test('a peer removed while a batch to it is in flight is not tracked again, an
   )
 })
 
-t.test('set and remove do not wait on a member already down, and name it once', async (t) => {
+/**
+ * Two peers and a hung member (it reads requests and never answers), string groups with `replicas`;
+ * `a` has taken the hung member down: a get of one of its keys failed over, and a probe confirmed.
+ */
+async function hungMemberDownForA(t: TapTest, replicas: number, options = {}) {
   const hung = await hungPeer(t)
-  const tp = await startPeers(t, 2, fast)
+  const tp = await startPeers(t, 2, { ...fast, ...options })
   const [a, b] = tp.peers as [Peer, Peer]
   const urls = [...tp.urls, hung.url]
   a.setPeers(urls)
   b.setPeers(urls)
-  const groups = tp.group('g', () => ({ maxBytes: 1 << 20, replicas: 1, codec: 'string' as const, load: (k: string) => `v:${k}` }))
-  const ga = groups[0]!
-  // Take the hung member down in a's eyes: a get of its key fails over, a probe confirms.
+  const groups = tp.group('g', () => ({ maxBytes: 1 << 20, replicas, codec: 'string' as const, load: (k: string) => `v:${k}` }))
   const ring = new Ring(urls)
-  await ga.get(findKey((k) => ring.owners(k, 1)[0] === hung.url))
+  await groups[0]!.get(findKey((k) => ring.owners(k, 1)[0] === hung.url))
   await until('a sees the hung member down', () => a.health().find((h) => h.peer === hung.url)?.state === 'down')
-  const before = hung.requests().length
+  /** The PUT and DELETE request lines the hung member received from now on. */
+  const from = hung.requests().length
+  const writes = () =>
+    hung
+      .requests()
+      .slice(from)
+      .filter((r) => /^(PUT|DELETE) /.test(r))
+  return { hung, a, b, groups, ring, writes }
+}
+
+t.test('set and remove do not wait on a member already down, and name it once', async (t) => {
+  const { hung, a, b, groups, ring, writes } = await hungMemberDownForA(t, 1)
   const key = findKey((k) => ring.owners(k, 1)[0] === a.self)
-  const set = await ga.set(key, 'new')
+  const set = await groups[0]!.set(key, 'new')
   t.same(set.unreachable, [hung.url], 'the down member is named once')
-  const removed = await ga.remove(key)
+  const removed = await groups[0]!.remove(key)
   t.same(removed.unreachable, [hung.url], 'and once for remove')
   t.same(removed.acknowledged.sort(), [a.self, b.self].sort())
-  const writes = hung
-    .requests()
-    .slice(before)
-    .filter((r) => /^(PUT|DELETE) /.test(r))
-  t.same(writes, [], 'no PUT or DELETE was sent to it: nobody waited on it')
+  t.same(writes(), [], 'no PUT or DELETE was sent to it: nobody waited on it')
 })
 
 t.test('a set of a key whose owner is down names that owner once, and does not wait on it', async (t) => {
-  const hung = await hungPeer(t)
-  const tp = await startPeers(t, 2, fast)
-  const [a, b] = tp.peers as [Peer, Peer]
-  const urls = [...tp.urls, hung.url]
-  a.setPeers(urls)
-  b.setPeers(urls)
-  const groups = tp.group('g', () => ({ maxBytes: 1 << 20, replicas: 2, codec: 'string' as const, load: (k: string) => `v:${k}` }))
-  const ga = groups[0]!
-  const ring = new Ring(urls)
+  const { hung, groups, ring, writes } = await hungMemberDownForA(t, 2)
   const key = findKey((k) => ring.owners(k, 1)[0] === hung.url)
-  // A get of the hung member's key fails over to the next holder; a probe then confirms it down.
-  await ga.get(key)
-  await until('a sees the hung member down', () => a.health().find((h) => h.peer === hung.url)?.state === 'down')
-  const before = hung.requests().length
-  const set = await ga.set(key, 'new')
+  const set = await groups[0]!.set(key, 'new')
   t.same(set.unreachable, [hung.url], 'the down owner is named once (the store and the drop of older copies both skipped it)')
   t.not(set.owner, hung.url, 'the next holder took the write')
   t.equal(await groups[1]!.get(key), 'new', 'and the other process reads it')
-  const writes = hung
-    .requests()
-    .slice(before)
-    .filter((r) => /^(PUT|DELETE) /.test(r))
-  t.same(writes, [], 'no PUT or DELETE was sent to the down owner')
+  t.same(writes(), [], 'no PUT or DELETE was sent to the down owner')
 })
 
 t.test('a set names a hung replica once when the asker knows it down and the owner does not', async (t) => {
-  const hung = await hungPeer(t)
-  const tp = await startPeers(t, 2, { ...fast, fetchTimeoutMs: 3000 }) // the asker waits for an owner that waits on its replica
-  const [a, b] = tp.peers as [Peer, Peer]
-  const urls = [...tp.urls, hung.url]
-  a.setPeers(urls)
-  b.setPeers(urls)
-  const groups = tp.group('g', () => ({ maxBytes: 1 << 20, replicas: 2, codec: 'string' as const, load: (k: string) => `v:${k}` }))
-  const ring = new Ring(urls)
-  // a learns that the hung member is down; b never asks it anything, so b still counts on it.
-  await groups[0]!.get(findKey((k) => ring.owners(k, 1)[0] === hung.url))
-  await until('a sees the hung member down', () => a.health().find((h) => h.peer === hung.url)?.state === 'down')
-  t.equal(b.health().find((h) => h.peer === hung.url)?.state, 'up')
+  // The asker waits for an owner that waits on its replica.
+  const { hung, b, groups, ring } = await hungMemberDownForA(t, 2, { fetchTimeoutMs: 3000 })
+  t.equal(b.health().find((h) => h.peer === hung.url)?.state, 'up', 'b never asked the hung member anything')
   // b owns the key and copies it to the hung member (its replica); a drops older copies elsewhere.
   const key = findKey((k) => {
     const [owner, replica] = ring.owners(k, 2)
