@@ -36,6 +36,20 @@ export interface Grant {
 }
 
 /** What `release` says: released, or why not (README, "Locks"). */
+/** {@link LockTable.stats}. */
+export interface LockTableStats {
+  /** Live leases on names this process owns. */
+  held: number
+  /** Callers waiting here for a lease. */
+  waiting: number
+  /** Leases granted here (as the names' owner) since start. */
+  grants: number
+  /** Leases their holders released here. */
+  releases: number
+  /** Leases that ran out here before a release. */
+  expiries: number
+}
+
 export type ReleaseResult = { released: true } | { released: false; reason: 'expired' | 'unknown' }
 
 /** How the table reaches the name's other holders (lib/lock-service.ts wires it to the membership). */
@@ -100,6 +114,8 @@ export class LockTable {
   /** The largest token this process granted or saw: every token it grants is larger (a Lamport clock, as versions are in store.ts). */
   #clock = 0
   #closed = false
+  /** Leases granted, released by their holders, and run out, at this process as the names' owner. */
+  readonly #counts = { grants: 0, releases: 0, expiries: 0 }
 
   constructor(options: LockTableOptions) {
     this.#options = { retryMs: 100, ...options }
@@ -108,6 +124,20 @@ export class LockTable {
   /** Names with a lease or waiters, for tests and stats. */
   get size(): number {
     return this.#names.size
+  }
+
+  /**
+   * Counts for metrics: leases live now on names this process owns, callers waiting here, and the
+   * leases it granted, that were released, and that ran out, since it started.
+   */
+  stats(): LockTableStats {
+    let held = 0
+    let waiting = 0
+    for (const [name, s] of this.#names) {
+      if (live(s.holder) !== undefined && this.#options.replicator.isOwner(name)) held++
+      for (const w of s.waiters) if (!w.gone) waiting++
+    }
+    return { held, waiting, ...this.#counts }
   }
 
   /** What this process knows of `name`: the live lease, if any, the last token, and how many callers wait here. */
@@ -166,6 +196,7 @@ export class LockTable {
     const held = s?.holder
     if (s !== undefined && held !== undefined && held.id === id && (token === undefined || token === held.token)) {
       if (held.expiresAt <= Date.now()) return this.#expire(name, s)
+      this.#counts.releases++
       await this.#end(name, s, held)
       return { released: true }
     }
@@ -224,7 +255,11 @@ export class LockTable {
       s.timer = setTimeout(() => this.#pump(name, s), held.expiresAt - Date.now() + 1)
       return
     }
-    if (s.holder !== undefined) s.ended = Math.max(s.ended, s.holder.token)
+    if (s.holder !== undefined) {
+      // The lease ran out (a release or an end clears the holder first).
+      if (this.#options.replicator.isOwner(name)) this.#counts.expiries++
+      s.ended = Math.max(s.ended, s.holder.token)
+    }
     s.holder = undefined
     while (s.waiters[0]?.gone) s.waiters.shift()
     const next = s.waiters[0]
@@ -273,6 +308,7 @@ export class LockTable {
       void this.#end(name, s, lease)
       return
     }
+    this.#counts.grants++
     w.resolve({ token, ttlMs: Math.max(0, lease.expiresAt - Date.now()) })
     this.#pump(name, s)
   }
@@ -295,6 +331,7 @@ export class LockTable {
   }
 
   #expire(name: string, s: NameState): ReleaseResult {
+    if (s.holder !== undefined) this.#counts.expiries++
     s.ended = Math.max(s.ended, s.holder?.token ?? 0)
     s.holder = undefined
     this.#pump(name, s)

@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks'
 import type * as Prom from 'prom-client'
 import { InvalidOptionError, LoadError, InvalidValueError } from './errors.js'
 import type { PeerHealthSnapshot } from './health.js'
+import type { LockTableStats } from './locks.js'
 import type { GroupStats } from './options.js'
 import { type FetchTraceContext, fetchChannel, type LoadTraceContext, loadChannel } from './tracing.js'
 
@@ -44,6 +45,8 @@ export interface MetricsSource {
   health(): PeerHealthSnapshot[]
   /** Writes kept for unreachable peers (hinted hand-off), and the bytes of the values they carry. */
   hints(): { hints: number; bytes: number }
+  /** Lease locks hosted here (see LockTable.stats). */
+  locks(): LockTableStats
 }
 
 /** `peercache_gets_total`'s sources and the counter each is read from. */
@@ -135,6 +138,7 @@ export function registerMetrics(source: MetricsSource, registry: MetricsRegistry
     ),
     ...cacheMetrics(counter, gauge, stats),
     ...peerMetrics(gauge, counter, source),
+    ...lockMetrics(gauge, counter, source),
   )
   const traced = tracedMetrics(prom, source.self, () => stats().map((s) => s.group), options)
   metrics.push(...traced.metrics)
@@ -213,6 +217,18 @@ function peerMetrics(gauge: Make, counter: Make, source: MetricsSource): Named[]
       set({}, source.hints().hints)
     }),
     gauge('hint_bytes', 'Bytes of the values that waiting hints carry', [], (set) => set({}, source.hints().bytes)),
+  ]
+}
+
+function lockMetrics(gauge: Make, counter: Make, source: MetricsSource): Named[] {
+  return [
+    gauge('locks_held', 'Lease locks held now on names this process hosts (owns)', [], (set) => set({}, source.locks().held)),
+    gauge('lock_waiters', 'Callers waiting here for a lease lock', [], (set) => set({}, source.locks().waiting)),
+    counter('lock_grants_total', 'Lease locks granted by this process as their host', [], (inc) => inc({}, source.locks().grants)),
+    counter('lock_releases_total', 'Lease locks released by their holders here', [], (inc) => inc({}, source.locks().releases)),
+    counter('lock_expiries_total', 'Lease locks that ran out here before their holder released them', [], (inc) =>
+      inc({}, source.locks().expiries),
+    ),
   ]
 }
 

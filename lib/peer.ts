@@ -268,6 +268,7 @@ export class Peer {
       groups: () => this.groups(),
       health: () => this.health(),
       hints: () => membership.hints.size,
+      locks: () => this.#locks.table.stats(),
     }
     const unregister = registerMetrics(source, registry, options)
     this.#unregister.push(unregister)

@@ -118,6 +118,25 @@ t.test('a lease ends after its ttl: the next waiter gets it, and release says ex
   t.same(await owner.release('other', 'x', 5), { released: false, reason: 'unknown' }, 'a name never granted is unknown')
 })
 
+t.test('stats: leases held and waiting at the owner, and grants, releases and expiries counted there only', async (t) => {
+  const { tables } = trio(t)
+  const [owner, replica] = tables as [LockTable, LockTable]
+  const zero = { held: 0, waiting: 0, grants: 0, releases: 0, expiries: 0 }
+  t.same(owner.stats(), zero)
+  const a = await owner.acquire('L', 'a', 60_000)
+  const b = tracked(owner.acquire('L', 'b', 20))
+  await settled()
+  t.same(owner.stats(), { ...zero, held: 1, waiting: 1, grants: 1 }, 'one lease held, one caller waiting')
+  t.same(replica.stats(), zero, 'a replica holds a record of the lease, not the lease: it counts nothing')
+  await owner.release('L', 'a', a.token)
+  await b.grant
+  t.same(owner.stats(), { ...zero, held: 1, grants: 2, releases: 1 }, 'released, and the waiter granted')
+  const c = await owner.acquire('L', 'c', 60_000) // waits out b's 20 ms lease
+  t.same(owner.stats(), { ...zero, held: 1, grants: 3, releases: 1, expiries: 1 }, "b's lease ran out")
+  await owner.release('L', 'c', c.token)
+  t.same(owner.stats(), { ...zero, grants: 3, releases: 2, expiries: 1 })
+})
+
 t.test('a waiter that leaves is taken out of the queue and never holds the lease', async (t) => {
   const { tables } = trio(t)
   const owner = tables[0]!

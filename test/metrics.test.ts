@@ -36,6 +36,11 @@ const METRICS: Record<string, [type: string, labels: string[]]> = {
   peercache_peer_downs_total: ['counter', ['peer']],
   peercache_hints: ['gauge', []],
   peercache_hint_bytes: ['gauge', []],
+  peercache_locks_held: ['gauge', []],
+  peercache_lock_waiters: ['gauge', []],
+  peercache_lock_grants_total: ['counter', []],
+  peercache_lock_releases_total: ['counter', []],
+  peercache_lock_expiries_total: ['counter', []],
 }
 
 /** Reads a registry's values: `get(name, labels)` is the value of the series with exactly those labels (0 if absent). */
@@ -220,6 +225,28 @@ t.test('peer loads: running and queued for a slot, while the origin is held', as
     [done.get('peercache_peer_loads', { ...g, state: 'running' }), done.get('peercache_peer_loads', { ...g, state: 'queued' })],
     [0, 0],
   )
+})
+
+t.test('lease locks: held and waiting at their host, grants, releases and expiries', async (t) => {
+  const c = await startGroupCluster(t, 2)
+  const registry = new Registry()
+  c.peers[0]!.registerMetrics(registry)
+  const locks = async () => {
+    const r = await read(registry)
+    const names = ['locks_held', 'lock_waiters', 'lock_grants_total', 'lock_releases_total', 'lock_expiries_total']
+    return Object.fromEntries(names.map((n) => [n, r.get(`peercache_${n}`)]))
+  }
+  const name = c.keyOf(0, 1, 'lock') // hosted by peer 0
+  const first = await c.peers[1]!.lock(name, { ttlMs: 60_000 })
+  const second = c.peers[1]!.lock(name, { ttlMs: 50 })
+  await eventually(() => c.peers[0]!.lockState(name).waiting === 1, 'the second caller waits at the host')
+  t.same(await locks(), { locks_held: 1, lock_waiters: 1, lock_grants_total: 1, lock_releases_total: 0, lock_expiries_total: 0 })
+  t.same(await first.release(), { released: true })
+  await second // its 50 ms lease then runs out
+  await eventually(() => c.peers[0]!.lockState(name).holder === undefined, 'the second lease ran out')
+  // The host notices the end when its timer fires or a caller asks: a third caller makes sure.
+  await (await c.peers[1]!.lock(name, { ttlMs: 60_000 })).release()
+  t.same(await locks(), { locks_held: 0, lock_waiters: 0, lock_grants_total: 3, lock_releases_total: 2, lock_expiries_total: 1 })
 })
 
 t.test("an owner that restarted fills its miss from its replica's copy: source replica", async (t) => {
