@@ -8,11 +8,11 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Auth } from './auth.js'
 import { ConflictError, InvalidValueError, LoadError, LoadTimeoutError, PeerUnavailableError } from './errors.js'
 import { type BatchItem, type Frame, FrameParser, encodeBatch } from './frames.js'
-import { LOCK_HEARTBEAT_MS } from './lock-routes.js'
 import type { ClientTlsOptions } from './options.js'
 import {
   type ChangeNote,
   HEADER,
+  LOCK_HEARTBEAT_MS,
   PROTOCOL_VERSION,
   type PeerTransport,
   type PutMeta,

@@ -6,14 +6,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { BodyRejected, readBody } from './body.js'
 import { ClosedError, LockError } from './errors.js'
-import { checkName, MAX_LOCK_TTL_MS } from './lock-service.js'
-import type { LockRecord, LockTable } from './locks.js'
-import { HEADER, PROTOCOL_VERSION } from './protocol.js'
+import { checkName, type LockRecord, type LockTable, MAX_LOCK_TTL_MS } from './locks.js'
+import { HEADER, LOCK_HEARTBEAT_MS, PROTOCOL_VERSION } from './protocol.js'
 import { fail, refuseBody } from './refusals.js'
 import { plausibleVersion } from './versions.js'
-
-/** A blank line this often while an acquire waits, in ms; callers allow three times as long between lines. */
-export const LOCK_HEARTBEAT_MS = 1000
 
 /** Most bytes of a lock request's body: a name of MAX_KEY_BYTES, an id, and numbers. */
 const MAX_LOCK_BODY_BYTES = 16 * 1024

@@ -9,15 +9,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { PeerClient } from './client.js'
 import { LOCK_DEFAULTS } from './defaults.js'
 import { AbortError, InvalidLockError, InvalidOptionError, LockError, PeerUnavailableError } from './errors.js'
-import { type Grant, type LockRecord, LockTable, type ReleaseResult } from './locks.js'
+import { checkName, type Grant, type LockRecord, LockTable, MAX_LOCK_TTL_MS, type ReleaseResult } from './locks.js'
 import type { LockRoutes } from './lock-routes.js'
 import type { Membership } from './membership.js'
 import { LOCKS_OPTION_NAMES, type LockOptions, type PeerOptions } from './options.js'
-import { MAX_KEY_BYTES } from './protocol.js'
 import { definedOnly, integer, knownOptions } from './validate.js'
-
-/** Longest lease, in ms (a day): a lock is for coordinating work, not for holding a resource for good. */
-export const MAX_LOCK_TTL_MS = 86_400_000
 
 /** What `lease.release()` resolves with: released, or why not. */
 export type LeaseRelease = ReleaseResult | { released: false; reason: 'released' }
@@ -226,12 +222,6 @@ export function lockService(
     maxWaiters: integer('locks.maxWaiters', o.maxWaiters, 1),
     onError,
   })
-}
-
-/** A lock name is a non-empty string of at most MAX_KEY_BYTES bytes of UTF-8, as keys are. */
-export function checkName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name === '') throw new InvalidLockError(name, 'a lock name is a non-empty string')
-  if (Buffer.byteLength(name) > MAX_KEY_BYTES) throw new InvalidLockError(name, `lock names are at most ${MAX_KEY_BYTES} bytes of UTF-8`)
 }
 
 function retryable(err: unknown): boolean {

@@ -8,7 +8,17 @@
 // Over 300 lines: grant, wait, release, expiry and the replicas' records are one table's rules, and
 // the guarantee (no double grant when only the owner dies) holds only when they are read together.
 import { LRUCache } from 'lru-cache'
-import { ClosedError, LockError } from './errors.js'
+import { ClosedError, InvalidLockError, LockError } from './errors.js'
+import { MAX_KEY_BYTES } from './protocol.js'
+
+/** Longest lease, in ms (a day): a lock is for coordinating work, not for holding a resource for good. */
+export const MAX_LOCK_TTL_MS = 86_400_000
+
+/** A lock name is a non-empty string of at most MAX_KEY_BYTES bytes of UTF-8, as keys are. */
+export function checkName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name === '') throw new InvalidLockError(name, 'a lock name is a non-empty string')
+  if (Buffer.byteLength(name) > MAX_KEY_BYTES) throw new InvalidLockError(name, `lock names are at most ${MAX_KEY_BYTES} bytes of UTF-8`)
+}
 
 /** A lease as the wire carries it: its remaining time, not an instant of one process's clock. */
 export interface LeaseRecord {

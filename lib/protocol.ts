@@ -14,6 +14,9 @@ export const MAX_BATCH_KEYS = 1024
  */
 export const MAX_KEY_BYTES = 4096
 
+/** A blank line this often while a lock acquire waits (lock-routes.ts), in ms; callers allow three times as long between lines. */
+export const LOCK_HEARTBEAT_MS = 1000
+
 export const HEADER = {
   /** Request and response: the protocol version the sender speaks. */
   protocol: 'x-peercache-protocol',
