@@ -83,7 +83,9 @@ export class Group<T = Buffer> {
     this.name = name
     this.#membership = membership
     this.#events = new ChangeEvents(name, membership.self, settings.maxQueuedEvents, this.#counters)
-    this.#store = new Store<T>(settings.mainBytes, settings.hotBytes, settings.graceMs, (key, e) => this.#events.evicted(key, e.version))
+    this.#store = new Store<T>(settings.mainBytes, settings.hotBytes, settings.graceMs, (key, version) =>
+      this.#events.evicted(key, version),
+    )
     this.#peerLoads = new LoadLimiter(name, settings.maxPeerLoads, settings.maxQueuedPeerLoads)
     this.#replication = new Replication<T>({
       group: name,
@@ -119,8 +121,8 @@ export class Group<T = Buffer> {
 
   /** The value for `key`: from a cache, the key's owner or a replica, or the origin. */
   get(key: string, options?: GetOptions): Promise<T> {
-    const entry = this.#lookupCaches(key)
-    if (entry !== undefined) return Promise.resolve(entry.value)
+    const value = this.#lookupCaches(key)
+    if (value !== MISS) return Promise.resolve(value)
     return this.#loadOnce(key, options?.signal)
   }
 
@@ -130,23 +132,29 @@ export class Group<T = Buffer> {
    * staleWhileRevalidateMs an expired entry still within its grace is returned while one refresh
    * runs in the background.
    */
-  #lookupCaches(key: string): Entry<T> | undefined {
-    const main = this.#store.main.get(key)
-    const entry = main ?? this.#store.hot.get(key)
-    if (entry === undefined) return undefined
-    if (this.#s.graceMs > 0 && isExpired(entry)) {
+  #lookupCaches(key: string): T | typeof MISS {
+    let cache = this.#store.main
+    let slot = cache.find(key)
+    if (slot < 0) {
+      cache = this.#store.hot
+      slot = cache.find(key)
+      if (slot < 0) return MISS
+    }
+    const expiresAt = cache.expiresAtOf(slot)
+    if (this.#s.graceMs > 0 && expiresAt !== 0 && expiresAt <= Date.now()) {
       // Kept past its expiry only for staleIfErrorMs: not a hit; a failed reload may still fall back to it.
-      if (Date.now() - entry.expiresAt > this.#s.staleMs) return undefined
+      if (Date.now() - expiresAt > this.#s.staleMs) return MISS
       this.#counters.gets++
       this.#counters.staleHits++
+      const value = cache.valueAt(slot)
       // A failed refresh keeps the stale value until its grace ends; the next get tries again.
       this.#loadOnce(key, undefined, false).catch(() => {})
-      return entry
+      return value
     }
     this.#counters.gets++
-    if (main !== undefined) this.#counters.mainHits++
+    if (cache === this.#store.main) this.#counters.mainHits++
     else this.#counters.hotHits++
-    return entry
+    return cache.valueAt(slot)
   }
 
   /**
@@ -505,6 +513,9 @@ export class Group<T = Buffer> {
     checkKey(this.name, key, this.#s.maxKeyBytes)
   }
 }
+
+/** What the caches answer for a key they do not hold (a held value may be undefined: an absent one). */
+const MISS: unique symbol = Symbol('miss')
 
 /** Past its expiry (an entry kept for the stale grace). */
 function isExpired(entry: Entry<unknown>): boolean {

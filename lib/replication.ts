@@ -140,7 +140,7 @@ export class Replication<T> {
     const timer = setTimeout(() => {
       this.#retries.delete(timer)
       const holders = this.holders(key)
-      const stillMine = this.#o.store.main.get(key) === entry && holders[0] === this.#o.membership.self
+      const stillMine = this.#o.store.main.versionOf(key) === entry.version && holders[0] === this.#o.membership.self
       if (stillMine && holders.includes(peer)) void this.#copyTo(peer, key, entry, false, note)
     }, COPY_RETRY_MS).unref()
     this.#retries.add(timer)

@@ -21,7 +21,7 @@ export class Store<T> {
   #clearedUpTo = -1
 
   /** `graceMs`: how long expired entries stay, to be served stale while they are refreshed; `onEvict`: an entry dropped for room. */
-  constructor(mainBytes: number, hotBytes: number, graceMs = 0, onEvict?: (key: string, entry: Entry<T>) => void) {
+  constructor(mainBytes: number, hotBytes: number, graceMs = 0, onEvict?: (key: string, version: number) => void) {
     this.main = new ByteCache<T>(mainBytes, graceMs, onEvict)
     this.hot = new ByteCache<T>(hotBytes, graceMs, onEvict)
   }
@@ -55,8 +55,8 @@ export class Store<T> {
     if (entry.version <= this.#clearedUpTo) return false
     const removedAt = this.#tombstones.get(key)
     if (removedAt !== undefined && entry.version <= removedAt) return false
-    const held = this.main.get(key) ?? this.hot.get(key)
-    if (held !== undefined && held.version > entry.version) return false
+    const held = this.main.versionOf(key) ?? this.hot.versionOf(key)
+    if (held !== undefined && held > entry.version) return false
     if (where === 'main') {
       this.hot.delete(key)
       return this.main.set(key, entry)
@@ -73,12 +73,12 @@ export class Store<T> {
   remove(key: string, before?: number): number {
     let line = before === undefined ? this.nextVersion() : before - 1
     for (const cache of [this.main, this.hot]) {
-      const held = cache.get(key)
+      const held = cache.versionOf(key)
       if (held === undefined) continue
       // A remove drops every copy, even one versioned by an owner whose clock runs ahead of ours,
       // and then refuses that version too when it arrives again.
-      if (before === undefined) line = Math.max(line, held.version)
-      if (held.version <= line) cache.delete(key)
+      if (before === undefined) line = Math.max(line, held)
+      if (held <= line) cache.delete(key)
     }
     this.#observe(line)
     const held = this.#tombstones.get(key) ?? -1

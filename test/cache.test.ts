@@ -2,15 +2,18 @@
 // absolute time, and counts of what happened.
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ByteCache, ENTRY_OVERHEAD_BYTES, type Entry, entrySize } from '../lib/cache.js'
+import { BUFFER_OVERHEAD_BYTES, ByteCache, ENTRY_OVERHEAD_BYTES, VIEW_OVERHEAD_BYTES, type Entry, entrySize } from '../lib/cache.js'
+import { SLAB_VALUE_MAX_BYTES } from '../lib/slabs.js'
 
 const entry = (size: number, expiresAt = 0, version = 1): Entry<Buffer> => {
   const bytes = Buffer.alloc(size, 1)
   return { value: bytes, bytes, expiresAt, version }
 }
 
-t.test('entrySize counts value, key and overhead', async (t) => {
+t.test('entrySize counts value, key and overhead (and a Buffer of its own above the slab limit)', async (t) => {
   t.equal(entrySize('abc', Buffer.alloc(10)), 10 + 3 + ENTRY_OVERHEAD_BYTES)
+  const big = SLAB_VALUE_MAX_BYTES + 1
+  t.equal(entrySize('abc', Buffer.alloc(big)), big + 3 + ENTRY_OVERHEAD_BYTES + BUFFER_OVERHEAD_BYTES)
 })
 
 t.test('the byte bound is never exceeded, whatever the sizes', async (t) => {
@@ -25,8 +28,9 @@ t.test('the byte bound is never exceeded, whatever the sizes', async (t) => {
   const s = cache.stats()
   t.equal(over, 0, 'bytes <= maxBytes after every set')
   t.ok(s.items > 0 && s.evictions > 0, `${s.items} items kept, ${s.evictions} evicted`)
-  const counted = [...cache.entries()].reduce((sum, [k, e]) => sum + entrySize(k, e.bytes), 0)
-  t.equal(s.bytes, counted, 'the reported bytes are the sum of the entries')
+  const counted = [...cache.entries()].reduce((sum, [k]) => sum + cache.sizeOf(k), 0)
+  t.equal(s.bytes, counted + cache.slabStats().deadBytes, 'the reported bytes are the sum of the entries and the dead bytes of slabs')
+  t.ok(cache.slabStats().compactions > 0, 'slabs were compacted')
 })
 
 t.test('a value larger than the cache is not stored and returns false', async (t) => {
@@ -87,4 +91,60 @@ t.test('LRU order: the least recently used entry is evicted first', async (t) =>
   t.equal(cache.stats().evictions, 1)
   t.equal(cache.delete('a'), true)
   t.equal(cache.stats().items, 2)
+})
+
+t.test('a hit keeps its Buffer view for the next hits, and charges it', async (t) => {
+  const cache = new ByteCache<Buffer>(1 << 20)
+  cache.set('k', entry(100))
+  const before = cache.stats().bytes
+  const slot = cache.find('k')
+  const first = cache.valueAt(slot)
+  t.equal(cache.stats().bytes, before + VIEW_OVERHEAD_BYTES, 'the kept view is charged')
+  t.equal(cache.valueAt(cache.find('k')), first, 'the next hit returns the same Buffer')
+  t.same(first, Buffer.alloc(100, 1))
+  cache.delete('k')
+  t.equal(cache.stats().bytes, 0, 'nothing is charged once the entry is gone')
+})
+
+t.test('the values of a codec other than bytes are kept decoded, and absent values too', async (t) => {
+  const cache = new ByteCache<unknown>(1 << 20)
+  const bytes = Buffer.from('{"a":1}')
+  const decoded = { a: 1 }
+  cache.set('json', { value: decoded, bytes, expiresAt: 0, version: 3 })
+  cache.set('absent', { value: undefined, bytes: Buffer.alloc(0), expiresAt: 0, version: 4, absent: true })
+  t.equal(cache.valueAt(cache.find('json')), decoded, 'the decoded value itself')
+  t.same(cache.get('json')?.bytes, bytes, 'and its bytes')
+  t.equal(cache.sizeOf('json'), entrySize('json', bytes))
+  const absent = cache.get('absent')
+  t.equal(absent?.absent, true)
+  t.equal(absent?.value, undefined)
+  t.equal(cache.valueAt(cache.find('absent')), undefined)
+  t.equal(cache.versionOf('absent'), 4)
+})
+
+t.test('versionOf reads the version without changing the LRU order, and drops an entry past its expiry', async (t) => {
+  const cache = new ByteCache<Buffer>(1 << 20)
+  cache.set('a', entry(1, 0, 7))
+  cache.set('b', entry(1, Date.now() + 30, 8))
+  t.equal(cache.versionOf('a'), 7)
+  t.same(
+    [...cache.entries()].map(([k]) => k),
+    ['b', 'a'],
+  )
+  await sleep(60)
+  t.equal(cache.versionOf('b'), undefined)
+  t.equal(cache.stats().expirations, 1)
+  t.equal(cache.versionOf('nothing'), undefined)
+})
+
+t.test('clear() lets every slab go and the cache is used again from empty', async (t) => {
+  const cache = new ByteCache<Buffer>(1 << 20)
+  for (let i = 0; i < 1000; i++) cache.set(`k${i}`, entry(200))
+  const held = cache.get('k5')!.bytes
+  cache.clear()
+  t.same(cache.stats(), { bytes: 0, items: 0, maxBytes: 1 << 20, evictions: 0, expirations: 0 })
+  t.equal(cache.slabStats().slabs, 0)
+  t.same(held, Buffer.alloc(200, 1), 'a view taken before the clear still reads its value')
+  cache.set('again', entry(10))
+  t.equal(cache.get('again')?.bytes.length, 10)
 })
