@@ -61,7 +61,9 @@ t.test('20,000 keys on a loader that never settles: every get ends at loadTimeou
 })
 
 t.test('a hung origin at the owner is not a dead owner: askers hear the timeout, load nothing, and cached keys come at once', async (t) => {
-  const tp = await startPeers(t, 2)
+  // peerTimeoutMs well above loadTimeoutMs: the owner's answer comes at 300 ms, and a machine at a load
+  // average of 11 once held both in-process peers past the default 1 s (seen in a full run).
+  const tp = await startPeers(t, 2, { peerTimeoutMs: 3000 })
   const groups = tp.group('g', () => ({
     maxBytes: 1 << 20,
     replicas: 1,
