@@ -7,23 +7,21 @@
 import { setMaxListeners } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { readBody } from './body.js'
-import { type BatchItem, decodeBatch, encodeFrame, HEARTBEAT_INDEX } from './frames.js'
-import { HEADER, MAX_BATCH_KEYS, PROTOCOL_VERSION, type ServedGroup, type WireEntry } from './protocol.js'
-import { errorFrame, fail, refuseBody } from './refusals.js'
+import { type BatchItem, decodeBatch, encodeFrame } from './frames.js'
+import { FrameWriter } from './frame-writer.js'
+import { answerKey, EMPTY, type KeyServing, valueFrame } from './key-answer.js'
+import { HEADER, MAX_BATCH_KEYS, PROTOCOL_VERSION, type WireEntry } from './protocol.js'
+import { fail, refuseBody } from './refusals.js'
 
 /** Limit of a batch request's body, in bytes (its keys are limited by MAX_BATCH_KEYS). */
 export const MAX_BATCH_BODY_BYTES = 8 << 20
-/** Values at least this large are written as they are rather than copied into one buffer. */
-const LARGE_PART_BYTES = 4096
-const EMPTY = Buffer.alloc(0)
 /** Heartbeat interval when the asker names none (an older asker: it skips the frames), in ms. */
 const DEFAULT_HEARTBEAT_MS = 250
 /** Bounds of the interval an asker may ask for, in ms: a tiny one would make this peer spin. */
 const MIN_HEARTBEAT_MS = 20
 const MAX_HEARTBEAT_MS = 60_000
 
-export interface BatchServing {
-  group(name: string): ServedGroup | undefined
+export interface BatchServing extends KeyServing {
   /** Most bytes of values in one answer. */
   maxBatchBytes: number
 }
@@ -56,39 +54,30 @@ export async function answerBatch(o: BatchServing, req: IncomingMessage, res: Se
   }
   let spent = 0
   // The first value always goes (else a value larger than the budget could never be fetched).
-  const valueFrame = (i: number, e: WireEntry) => {
+  const budgeted = (i: number, e: WireEntry) => {
     if (spent > 0 && spent + e.bytes.byteLength > o.maxBatchBytes) return encodeFrame(i, 'retry', EMPTY)
     spent += e.bytes.byteLength
-    return encodeFrame(i, e.absent ? 'absent' : 'ok', e.bytes, e.expiresAt, e.version)
+    return valueFrame(i, e)
   }
   const ready: Buffer[] = []
-  const waiting: [number, Promise<WireEntry>][] = []
+  const waiting: Promise<Buffer[]>[] = []
   const first = new Map<string, number>()
-  for (const [i, { group: name, key, peek }] of items.entries()) {
-    const id = `${peek ? 1 : 0}\u0000${name}\u0000${key}`
+  for (const [i, item] of items.entries()) {
+    const id = `${item.peek ? 1 : 0}\u0000${item.group}\u0000${item.key}`
     const earlier = first.get(id)
     if (earlier !== undefined) {
       ready.push(...encodeFrame(i, 'bad-request', Buffer.from(`named twice in this batch (answered at index ${earlier})`)))
       continue
     }
     first.set(id, i)
-    const group = o.group(name)
-    if (group === undefined) {
-      ready.push(...encodeFrame(i, 'unknown-group', Buffer.from(`no group "${name}" on this peer`)))
-      continue
-    }
     // The budget is spent: no more work for this answer.
-    if (spent >= o.maxBatchBytes) {
+    if (spent >= o.maxBatchBytes && o.group(item.group) !== undefined) {
       ready.push(...encodeFrame(i, 'retry', EMPTY))
       continue
     }
-    try {
-      const found = peek ? group.peek(key) : group.serve(key, signal)
-      if (found instanceof Promise) waiting.push([i, found])
-      else ready.push(...(found ? valueFrame(i, found) : encodeFrame(i, 'miss', EMPTY)))
-    } catch (err) {
-      ready.push(...errorFrame(i, err))
-    }
+    const frame = answerKey(o, i, item, signal, budgeted)
+    if (frame instanceof Promise) waiting.push(frame)
+    else ready.push(...frame)
   }
   const head = { 'content-type': 'application/x-peercache-frames', [HEADER.protocol]: String(PROTOCOL_VERSION) }
   const out = new FrameWriter(res)
@@ -115,87 +104,19 @@ export async function answerBatch(o: BatchServing, req: IncomingMessage, res: Se
     if (batch.length === 0) queueMicrotask(flush)
     batch.push(...frame)
   }
-  for (const [i, p] of waiting) {
-    p.then(
-      (e) => emit(valueFrame(i, e)),
-      (err: unknown) => emit(errorFrame(i, err)),
-    )
-  }
+  for (const p of waiting) void p.then(emit)
   // Liveness apart from load time: while loads run, an empty frame at least every interval tells the
   // asker this peer is alive, however slow its origin (the asker's silence timer is peerTimeoutMs).
   const beat = setInterval(() => {
     if (remaining === 0 || res.destroyed) return clearInterval(beat)
-    if (!out.wroteSince()) out.write(encodeFrame(HEARTBEAT_INDEX, 'heartbeat', EMPTY), false)
+    out.beat()
   }, heartbeatMs(req.headers[HEADER.heartbeat]))
   beat.unref()
   res.once('close', () => clearInterval(beat))
 }
 
 /** The interval the asker asked for (a quarter of its peerTimeoutMs), within bounds. */
-function heartbeatMs(header: string | string[] | undefined): number {
+export function heartbeatMs(header: string | string[] | undefined): number {
   const ms = typeof header === 'string' && /^\d{1,9}$/.test(header) ? Number(header) : DEFAULT_HEARTBEAT_MS
   return Math.min(MAX_HEARTBEAT_MS, Math.max(MIN_HEARTBEAT_MS, ms))
-}
-
-/**
- * Writes frames with backpressure: while the socket's buffer is full (res.write returned false)
- * frames wait here and go out on 'drain'. Each write is one writev: small pieces (frame headers,
- * small values) are joined, since a copy costs less than a write each; large values are passed as
- * they are, since copying them costs more.
- */
-class FrameWriter {
-  readonly #res: ServerResponse
-  #pending: Buffer[] = []
-  #end = false
-  #full = false
-  #wrote = false
-
-  constructor(res: ServerResponse) {
-    this.#res = res
-  }
-
-  /** Whether anything was written (or is waiting for the drain) since the last call. */
-  wroteSince(): boolean {
-    const wrote = this.#wrote || this.#pending.length > 0
-    this.#wrote = false
-    return wrote
-  }
-
-  write(parts: Buffer[], end: boolean): void {
-    this.#wrote = true
-    for (const p of parts) this.#pending.push(p)
-    this.#end ||= end
-    if (!this.#full) this.#flush()
-  }
-
-  #flush(): void {
-    const res = this.#res
-    if (res.destroyed) return
-    res.cork()
-    let small: Buffer[] = []
-    let i = 0
-    const put = (b: Buffer) => {
-      if (!res.write(b)) this.#full = true
-    }
-    for (; i < this.#pending.length && !this.#full; i++) {
-      const b = this.#pending[i]!
-      if (b.length < LARGE_PART_BYTES) {
-        small.push(b)
-        continue
-      }
-      if (small.length > 0) put(small.length === 1 ? small[0]! : Buffer.concat(small))
-      small = []
-      if (this.#full) break // this value waits for the drain
-      put(b)
-    }
-    if (small.length > 0) put(small.length === 1 ? small[0]! : Buffer.concat(small))
-    this.#pending = this.#pending.slice(i)
-    if (this.#pending.length === 0 && this.#end) res.end()
-    else if (this.#full)
-      res.once('drain', () => {
-        this.#full = false
-        this.#flush()
-      })
-    process.nextTick(() => res.uncork())
-  }
 }
