@@ -1,14 +1,16 @@
 // The client side of the peer protocol: one keep-alive undici Pool per peer, explicit timeouts
 // (undici's defaults are minutes long), and errors sorted into "the origin failed" (LoadError,
 // final) and "the peer could not answer" (PeerUnavailableError, try elsewhere).
-// Over 300 lines: the batching of gets and the other requests (PUT, DELETE, leave and resync, lock
-// calls, publish) share one set of pools, signatures and error rules, and read best side by side.
+// Gets travel on a peer stream (stream-client.ts) or in batches (batch-client.ts); the other
+// requests (PUT, DELETE, leave and resync, lock calls, publish) are one HTTP request each.
 import { Pool } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
+import { type Answer, answerError, transportError } from './answer-errors.js'
 import type { Auth } from './auth.js'
-import { ConflictError, InvalidValueError, LoadError, LoadTimeoutError, PeerUnavailableError } from './errors.js'
-import { type BatchItem, type Frame, FrameParser, encodeBatch } from './frames.js'
+import { BatchClient } from './batch-client.js'
+import { ConflictError, PeerUnavailableError } from './errors.js'
 import type { ClientTlsOptions } from './options.js'
+import type { Queued } from './pending-get.js'
 import {
   type ChangeNote,
   HEADER,
@@ -20,11 +22,12 @@ import {
   type WireEntry,
   keyPath,
 } from './protocol.js'
+import { StreamClient } from './stream-client.js'
 import { type FetchTraceContext, fetchChannel } from './tracing.js'
 import { plausibleVersion } from './versions.js'
 
-/** How many times a key answered `retry` (a spent batch budget) is asked for again before giving up on that peer. */
-const MAX_RETRIES = 8
+/** After a peer refused the stream upgrade, how long its gets go by batch before the upgrade is tried again, in ms. */
+const RETRY_UPGRADE_MS = 60_000
 
 export interface PeerClientOptions {
   self: string
@@ -40,6 +43,8 @@ export interface PeerClientOptions {
   pipelining: number
   /** Most keys in one batched fetch; 1 turns batching off. */
   maxBatchKeys: number
+  /** Gets travel on a persistent stream per peer (HTTP/1.1 Upgrade), batches only where a peer refuses it. */
+  peerStreams: boolean
   /** A batch's answer went silent for peerTimeoutMs after its headers. */
   onStall?: (peer: string) => void
   /** Signs every request when given. */
@@ -50,53 +55,32 @@ export interface PeerClientOptions {
   maxVersionAheadMs: number
 }
 
-/** A get waiting for its batch to be sent. */
-interface Queued extends BatchItem {
-  resolve(f: WireEntry | undefined): void
-  reject(err: unknown): void
-  settled: boolean
-  /** Its peercache:fetch context, when a tracer listens. */
-  trace: FetchTraceContext | undefined
-  /** Times it was answered `retry` (the owner's batch budget was spent). */
-  retries: number
-}
-
-interface Answer {
-  statusCode: number
-  headers: IncomingHttpHeaders
-  body: Buffer
-}
-
 export class PeerClient implements PeerTransport {
   readonly #options: PeerClientOptions
   readonly #pools = new Map<string, Pool>()
   /** Per peer, for requests made while batches hold every connection of its pool: no bound (see #pool). */
   readonly #overflow = new Map<string, Pool>()
   readonly #headers: Record<string, string>
-  readonly #batchHeaders: Record<string, string>
-  /** Gets bound for each peer, waiting for their batch to be sent. */
-  readonly #queues = new Map<string, Queued[]>()
-  /** Batches under way, per peer. */
-  readonly #running = new Map<string, Set<AbortController>>()
-  /** Batches sent so far: the number of the next one, for tracing. */
-  #batches = 0
+  readonly #batches: BatchClient
+  /** Undefined when peerStreams is off. */
+  readonly #streams: StreamClient | undefined
   #closed = false
 
   constructor(options: PeerClientOptions) {
     this.#options = options
     this.#headers = { [HEADER.protocol]: String(PROTOCOL_VERSION), [HEADER.from]: options.self }
-    this.#batchHeaders = {
-      ...this.#headers,
-      'content-type': 'application/x-peercache-batch',
-      // Well within peerTimeoutMs: a batch waiting on a slow origin never goes silent that long.
-      [HEADER.heartbeat]: String(Math.max(1, Math.floor(options.peerTimeoutMs / 4))),
-    }
+    this.#batches = new BatchClient(options, {
+      pool: (peer, batches) => this.#pool(peer, batches),
+      signed: (base, method, path, body) => this.#signed(base, method, path, body),
+    })
+    this.#streams = options.peerStreams
+      ? new StreamClient({ ...options, retryUpgradeMs: RETRY_UPGRADE_MS }, (peer, item) => this.#batches.queue(peer, item))
+      : undefined
   }
 
   /**
-   * Fetches a key. A get goes out at once when no batch to that peer is in flight; else gets for the
-   * same peer gather until the next event-loop turn and travel together in one batched request. Rejects with LoadError/InvalidValueError (final),
-   * PeerUnavailableError.
+   * Fetches a key: on the peer's stream, at once; by batch where there is no stream (batch-client.ts
+   * says when a batch goes). Rejects with LoadError/InvalidValueError (final), PeerUnavailableError.
    */
   get(peer: string, group: string, key: string): Promise<WireEntry> {
     return this.#enqueue(peer, group, key, false) as Promise<WireEntry>
@@ -117,33 +101,10 @@ export class PeerClient implements PeerTransport {
   // listener of its own, which keeps a remote hit to a few allocations.
   #wait(peer: string, group: string, key: string, peek: boolean, trace: FetchTraceContext | undefined): Promise<WireEntry | undefined> {
     return new Promise<WireEntry | undefined>((resolve, reject) => {
-      this.#queue(peer, { group, key, peek, resolve, reject, settled: false, trace, retries: 0 })
+      const item: Queued = { group, key, peek, resolve, reject, settled: false, trace, retries: 0 }
+      if (this.#streams) this.#streams.send(peer, item)
+      else this.#batches.queue(peer, item)
     })
-  }
-
-  /**
-   * Send at once, coalesce only under load (as Nagle's algorithm and ioredis's auto-pipelining do):
-   * with no batch in flight to the peer, the queue goes out at the end of this microtask run (gets
-   * made together, as by Promise.all, still share it), so one get at a time waits for no turn of the
-   * event loop. While a batch is in flight, gets gather until the loop's next turn and share a request.
-   */
-  #queue(peer: string, item: Queued): void {
-    let queue = this.#queues.get(peer)
-    if (queue === undefined) {
-      const q: Queued[] = (queue = [])
-      this.#queues.set(peer, q)
-      if (this.#running.has(peer)) setImmediate(() => this.#flush(peer, q))
-      else queueMicrotask(() => this.#flush(peer, q))
-    }
-    queue.push(item)
-    if (queue.length >= this.#options.maxBatchKeys) this.#flush(peer, queue)
-  }
-
-  /** A key the owner answered `retry`: it goes in the next batch to that peer (this batch forgets it). */
-  #retry(peer: string, q: Queued): void {
-    q.settled = true
-    if (q.retries >= MAX_RETRIES) q.reject(new PeerUnavailableError(peer, `still over the batch budget after ${MAX_RETRIES} tries`))
-    else this.#queue(peer, { ...q, settled: false, retries: q.retries + 1 })
   }
 
   /** The headers of a request, signed when auth is on. */
@@ -152,106 +113,10 @@ export class PeerClient implements PeerTransport {
     return auth ? { ...base, ...auth.sign(method, path, this.#options.self, body) } : base
   }
 
-  #flush(peer: string, queue: Queued[]): void {
-    if (this.#queues.get(peer) !== queue) return // sent already (it filled up)
-    this.#queues.delete(peer)
-    void this.#getBatch(peer, queue)
-  }
-
-  /**
-   * One request for one or many keys; each value settles its caller as soon as its frame arrives.
-   * The owner sends headers at once, so the headers timeout (peerTimeoutMs) tells a hung peer
-   * quickly, while fetchTimeoutMs between values leaves the origin time to answer.
-   */
-  async #getBatch(peer: string, items: Queued[]): Promise<void> {
-    const o = this.#options
-    const batch = ++this.#batches
-    for (const q of items) if (q.trace !== undefined) q.trace.batch = batch
-    // Aborted when the peer misses peerTimeoutMs before its headers (undici's own timeouts tick at
-    // ~1 s), or when health decides the peer is down (abortPeer): the waiters move on to a replica.
-    const ctl = new AbortController()
-    let running = this.#running.get(peer)
-    if (running === undefined) this.#running.set(peer, (running = new Set()))
-    running.add(ctl)
-    const done = () => {
-      running.delete(ctl)
-      if (running.size === 0 && this.#running.get(peer) === running) this.#running.delete(peer)
-    }
-    let timer = setTimeout(() => ctl.abort(new PeerUnavailableError(peer, `no answer within ${o.peerTimeoutMs} ms`)), o.peerTimeoutMs)
-    let slow: NodeJS.Timeout | undefined
-    try {
-      const path = `${o.basePath}batch`
-      const body = encodeBatch(items)
-      const res = await this.#pool(peer, running.size - 1).request({
-        path,
-        method: 'POST',
-        headers: this.#signed(this.#batchHeaders, 'POST', path, body),
-        body,
-        signal: ctl.signal,
-        // A backstop only: the value timer below decides (heartbeats keep undici's timer from firing).
-        bodyTimeout: o.fetchTimeoutMs + o.peerTimeoutMs,
-      })
-      clearTimeout(timer)
-      if (res.statusCode !== 200) {
-        const body = Buffer.from(await res.body.arrayBuffer())
-        const err = answerError(peer, items[0]!.group, items[0]!.key, { statusCode: res.statusCode, headers: res.headers, body })
-        throw err instanceof PeerUnavailableError ? err : new PeerUnavailableError(peer, err.message)
-      }
-      // The owner sends a heartbeat frame every peerTimeoutMs / 4 while its origin loads, so silence
-      // this long is a peer that hung mid-answer (or an older one): ask health to check it (a probe),
-      // which aborts this batch if it is down.
-      const stalled = () => o.onStall?.(peer)
-      timer = setTimeout(stalled, o.peerTimeoutMs)
-      // Liveness is not load time: an owner that is alive (it spoke within peerTimeoutMs: heartbeats)
-      // but whose origin is slow gets fetchTimeoutMs between values; past it the keys still waiting
-      // fail with LoadTimeoutError (the origin's fault, not the peer's: nothing is loaded again here,
-      // the owner stays up). A silent one is unavailable: its keys go to a replica or load here.
-      let heardAt = Date.now()
-      slow = setTimeout(() => {
-        const alive = Date.now() - heardAt < o.peerTimeoutMs
-        for (const q of items) {
-          const message = `no value within fetchTimeoutMs (${o.fetchTimeoutMs} ms)`
-          if (!q.settled)
-            settle(q, undefined, alive ? new LoadTimeoutError(q.group, q.key, message, { peer }) : new PeerUnavailableError(peer, message))
-        }
-        ctl.abort(new PeerUnavailableError(peer, 'gave up on the values still loading'))
-      }, o.fetchTimeoutMs)
-      const parser = new FrameParser()
-      const answer = res.body
-      let unanswered = items.length
-      await new Promise<void>((resolve, reject) => {
-        answer.on('data', (chunk: Buffer) => {
-          timer.refresh()
-          heardAt = Date.now()
-          for (const frame of parser.push(chunk)) {
-            const item = items[frame.index]
-            if (item === undefined || item.settled) continue
-            slow?.refresh()
-            if (frame.status === 'retry') this.#retry(peer, item)
-            else settleFrame(peer, item, frame, o.maxVersionAheadMs)
-            unanswered--
-          }
-          // Every key has its answer: the batch no longer counts as in flight, so the callers' next
-          // gets (made as these settle) go out at once rather than wait for the end of the stream.
-          if (unanswered === 0) done()
-        })
-        answer.once('end', resolve)
-        answer.once('error', reject)
-      })
-      if (items.some((q) => !q.settled)) throw new PeerUnavailableError(peer, 'the batch answer ended before every key was answered')
-    } catch (err) {
-      const e = err instanceof PeerUnavailableError ? err : ctl.signal.aborted ? ctl.signal.reason : transportError(peer, err)
-      for (const q of items) settle(q, undefined, e)
-    } finally {
-      clearTimeout(timer)
-      clearTimeout(slow)
-      done()
-    }
-  }
-
-  /** Fails every batch under way to `peer` (it is down): their gets go on to a replica or load locally. */
+  /** Fails every batch and stream under way to `peer` (it is down): their gets go on to a replica or load locally. */
   abortPeer(peer: string, reason: string): void {
-    for (const ctl of this.#running.get(peer) ?? []) ctl.abort(new PeerUnavailableError(peer, reason))
+    this.#batches.abortPeer(peer, reason)
+    this.#streams?.abortPeer(peer, reason)
   }
 
   /** PUT a value: a set at its owner, or the owner's copy to a replica. Resolves with what the receiver stored. */
@@ -383,9 +248,10 @@ export class PeerClient implements PeerTransport {
     }
   }
 
-  /** Drops the pools of peers that left. */
+  /** Drops the pools and streams of peers that left. */
   retain(peers: Iterable<string>): void {
     const keep = new Set(peers)
+    this.#streams?.retain(keep)
     for (const pools of [this.#pools, this.#overflow]) {
       for (const [peer, pool] of pools) {
         if (keep.has(peer)) continue
@@ -401,7 +267,7 @@ export class PeerClient implements PeerTransport {
     const pools = [...this.#pools.values(), ...this.#overflow.values()]
     this.#pools.clear()
     this.#overflow.clear()
-    await Promise.allSettled(pools.map((p) => p.close()))
+    await Promise.allSettled([...pools.map((p) => p.close()), this.#streams?.close()])
   }
 
   async #request(
@@ -436,7 +302,7 @@ export class PeerClient implements PeerTransport {
    * wait on them, and a batch would miss peerTimeoutMs before it was even sent (a live owner taken
    * for dead, and its keys loaded again here).
    */
-  #pool(peer: string, batches = this.#running.get(peer)?.size ?? 0): Pool {
+  #pool(peer: string, batches = this.#batches.running(peer)): Pool {
     const overflow = batches >= this.#options.connections
     const pools = overflow ? this.#overflow : this.#pools
     let pool = pools.get(peer)
@@ -467,55 +333,4 @@ function noteHeaders(headers: Record<string, string>, note: ChangeNote): Record<
   headers[HEADER.origin] = note.origin
   if (note.expiresAt) headers[HEADER.expires] = String(note.expiresAt)
   return headers
-}
-
-function transportError(peer: string, err: unknown): PeerUnavailableError {
-  const e = err as { code?: string; message?: string }
-  return new PeerUnavailableError(peer, `${e?.code ?? 'error'}: ${e?.message ?? String(err)}`, { cause: err })
-}
-
-/** Settles a queued get: with its value (undefined: a peek that missed), or with `err` when one is given. */
-function settle(q: Queued, value: WireEntry | undefined, err?: unknown): void {
-  if (q.settled) return
-  q.settled = true
-  if (err === undefined) q.resolve(value)
-  else q.reject(err)
-}
-
-function settleFrame(peer: string, q: Queued, f: Frame, maxVersionAheadMs: number): void {
-  if (f.status === 'ok' && !plausibleVersion(f.version, maxVersionAheadMs))
-    settle(q, undefined, new PeerUnavailableError(peer, `answered with an implausible version ${f.version}`))
-  else if (f.status === 'ok') settle(q, { bytes: f.payload, expiresAt: f.expiresAt, version: f.version })
-  else if (f.status === 'absent' && !plausibleVersion(f.version, maxVersionAheadMs))
-    settle(q, undefined, new PeerUnavailableError(peer, `answered with an implausible version ${f.version}`))
-  else if (f.status === 'absent') settle(q, { bytes: f.payload, expiresAt: f.expiresAt, version: f.version, absent: true })
-  else if (f.status === 'miss') settle(q, undefined)
-  else settle(q, undefined, frameError(peer, q, f))
-}
-
-/** The error an error frame stands for: the origin's (final) or the peer's (try elsewhere). */
-function frameError(peer: string, q: Queued, f: Frame): Error {
-  const message = f.payload.toString('utf8')
-  if (f.status === 'load') return new LoadError(q.group, q.key, message, { peer })
-  if (f.status === 'load-timeout') return new LoadTimeoutError(q.group, q.key, message, { peer })
-  if (f.status === 'invalid-value') return new InvalidValueError(q.group, q.key, `${message} (at ${peer})`)
-  return new PeerUnavailableError(peer, `${f.status}: ${message}`, { reason: f.status })
-}
-
-/** The error an answer other than success stands for. */
-function answerError(peer: string, group: string, key: string, a: Answer): Error {
-  const reason = a.headers[HEADER.error]
-  let message = a.body.toString('utf8').slice(0, 500)
-  try {
-    const parsed = JSON.parse(message) as { message?: unknown }
-    if (typeof parsed.message === 'string') message = parsed.message
-  } catch {
-    // not JSON: another server answered; show what it said
-  }
-  if (reason === 'load') return new LoadError(group, key, message, { peer })
-  if (reason === 'load-timeout') return new LoadTimeoutError(group, key, message, { peer })
-  if (reason === 'invalid-value') return new InvalidValueError(group, key, `${message} (at ${peer})`)
-  return new PeerUnavailableError(peer, `HTTP ${a.statusCode}${reason ? ` ${String(reason)}` : ''}: ${message}`, {
-    reason: typeof reason === 'string' ? reason : `http-${a.statusCode}`,
-  })
 }

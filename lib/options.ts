@@ -95,6 +95,15 @@ export interface PeerOptions extends PeerSecurityOptions {
    */
   maxBatchKeys?: number
   /**
+   * Send gets on one persistent stream per peer: an HTTP/1.1 Upgrade on the peer port, then request
+   * and answer frames with ids, in any order (README, "Protocol"), so that a get costs no HTTP
+   * request. A peer that refuses the upgrade (an older version, a proxy, `peer.handler` mounted
+   * without `peer.attach(server)`) gets batched requests instead, and the upgrade is tried again a
+   * minute later. false: batched requests only.
+   * @default {@link PEER_DEFAULTS}.peerStreams (false)
+   */
+  peerStreams?: boolean
+  /**
    * How long a health probe (`GET {basePath}health`) may take, in ms.
    * @default {@link PEER_DEFAULTS}.probeTimeoutMs (1000)
    */
@@ -262,6 +271,7 @@ export const PEER_OPTION_NAMES = Object.keys({
   pipelining: true,
   keepAliveTimeoutMs: true,
   maxBatchKeys: true,
+  peerStreams: true,
   probeTimeoutMs: true,
   onPeerStateChange: true,
   fanOut: true,

@@ -4,6 +4,7 @@
 // backups, hand-off, locks, pub/sub, metrics), each method a few lines handing over to its room.
 import type http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import pLimit from 'p-limit'
 import { Auth } from './auth.js'
 import { PeerClient } from './client.js'
@@ -27,6 +28,7 @@ import { createHttpProbe, type HttpProbe } from './probe.js'
 import { Ring } from './ring.js'
 import { createPeerServer, warnIfExposed } from './listen.js'
 import { createHandler, type Handler } from './server.js'
+import { StreamServer } from './stream-answer.js'
 import { definedOnly, flag, integer, knownOptions } from './validate.js'
 
 export type { ListenOptions, PeerOptions } from './options.js'
@@ -39,6 +41,13 @@ export class Peer {
    * `http.createServer(peer.handler)`, or `app.use(peer.handler)` (requests outside the base path go to `next`).
    */
   readonly handler: Handler
+  /**
+   * The peer stream's 'upgrade' listener, for a server of your own that mounts `handler`:
+   * `server.on('upgrade', peer.upgrade)`, or `peer.attach(server)`. Upgrades to other paths are left
+   * to other listeners (a WebSocket server on the same port). Without it, peers fetch by batch.
+   */
+  readonly upgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void
+  readonly #streams: StreamServer
   readonly #vnodes: number
   readonly #fetchTimeoutMs: number
   readonly #probeTimeoutMs: number
@@ -98,6 +107,7 @@ export class Peer {
       peerTimeoutMs: integer('peerTimeoutMs', o.peerTimeoutMs, 1),
       fetchTimeoutMs: this.#fetchTimeoutMs,
       connections: integer('connections', o.connections, 1),
+      peerStreams: flag('peerStreams', o.peerStreams),
       pipelining: integer('pipelining', o.pipelining, 1),
       keepAliveTimeoutMs: integer('keepAliveTimeoutMs', o.keepAliveTimeoutMs, 1),
       maxBatchKeys: integer('maxBatchKeys', o.maxBatchKeys, 1, MAX_BATCH_KEYS),
@@ -172,7 +182,19 @@ export class Peer {
       locks: this.#locks.routes(maxVersionAheadMs),
       pubsub: this.#pubsub,
     })
+    this.#streams = new StreamServer({
+      basePath: o.basePath,
+      group: (name) => this.#groups.get(name)?.ownerSide,
+      closing: () => this.#membership.closed,
+      auth: this.#auth,
+    })
+    this.upgrade = (req, socket, head) => this.#streams.upgrade(req, socket, head)
     this.#backups?.start()
+  }
+
+  /** Attaches the peer stream's upgrade listener (`upgrade`) to a server of your own that mounts `handler`. */
+  attach(server: http.Server): void {
+    server.on('upgrade', this.upgrade)
   }
 
   /**
@@ -315,6 +337,7 @@ export class Peer {
     if (this.#server) throw new InvalidOptionError('listen', 'this peer is listening already')
     const host = options.host ?? LISTEN_DEFAULTS.host
     const server = createPeerServer(this.handler, options)
+    server.on('upgrade', (req, socket, head) => this.#streams.upgrade(req, socket, head, true))
     this.#server = server
     warnIfExposed(host, this.#auth !== undefined)
     await new Promise<void>((resolve, reject) => {
@@ -389,6 +412,8 @@ export class Peer {
     await this.#healProbe.close()
     const server = this.#server
     this.#server = undefined
+    // Upgraded sockets are not the server's any more: its close does not wait for them, nor cut them.
+    const streams = this.#streams.close(this.#fetchTimeoutMs)
     if (server) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()))
       server.closeIdleConnections()
@@ -397,6 +422,7 @@ export class Peer {
       await closed
       clearTimeout(cut)
     }
+    await streams
     // Requests from peers are finished (or cut); what still loads has nobody left to serve but
     // this process's own callers, who asked a closed peer: stop it.
     for (const group of this.#groups.values()) group.close(new ClosedError())

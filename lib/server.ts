@@ -102,6 +102,15 @@ function routeWith(options: HandlerOptions): (req: IncomingMessage, res: ServerR
       if (options.closing()) return fail(res, 'closing', 'this peer is shutting down')
       return void answerPublish(options.pubsub, req, res, signed)
     }
+    // The stream's upgrade request, here because no 'upgrade' listener took it (Node then hands it to
+    // the request listener): refused, so the asker fetches by batch.
+    if (parts.length === 1 && parts[0] === 'stream')
+      return fail(
+        res,
+        'bad-request',
+        'no peer stream on this server (attach its upgrade listener: peer.attach(server)); fetch by batch',
+        501,
+      )
     if (parts.length === 1 && parts[0] === 'batch') {
       if (req.method !== 'POST') return notAllowed(res, req.method, 'POST')
       if (options.closing()) return fail(res, 'closing', 'this peer is shutting down')
