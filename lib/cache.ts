@@ -2,6 +2,7 @@
 // slot, and a slot's record lives in typed-array columns (LRU links, expiry, version, where its bytes
 // are) instead of objects; values up to SLAB_VALUE_MAX_BYTES are packed into shared slabs
 // (lib/slabs.ts). The budget charges what this costs in RSS, measured: see the constants below.
+// Over 300 lines: the columns, the LRU links over them and the slab owner are one structure.
 import type { WireEntry } from './protocol.js'
 import { SLAB_BYTES, SLAB_VALUE_MAX_BYTES, SlabArena, type SlabOwner } from './slabs.js'
 
@@ -12,14 +13,13 @@ export interface Entry<T = unknown> extends WireEntry {
 }
 
 /**
- * Bytes charged per entry on top of the value and key. The record itself costs ~160 (heap ~100 with
- * the key's string and its slot in the key map, columns ~45, slab header 8); the rest is what the
- * process keeps besides, in proportion to the entries: the key map doubling under churn, V8's young
- * generation and malloc's hold on the Buffers that loads made and freed. Measured on Node 20 by
- * `npm run bench -- --only memory` (README, "Performance"): 100-byte values grow RSS by 270-310 bytes per
- * entry beyond the value, 1 KiB values by 410-450 just full; 232 keeps RSS within 1.3x of maxBytes.
+ * Bytes charged per entry on top of the value and key: what its record costs, measured on Node 20
+ * (`npm run bench -- --only memory`, README "Performance"): heap ~100 (its slot in the key map, the
+ * key's string, its array slots), columns ~45 with their capacity slack, its slab header 8. The
+ * process keeps more that the budget does not charge because it does not grow with the entries:
+ * ~40-70 MiB of V8 young generation and malloc's hold on the Buffers that loads made and freed.
  */
-export const ENTRY_OVERHEAD_BYTES = 232
+export const ENTRY_OVERHEAD_BYTES = 160
 /** Charged on top for a value kept as a Buffer of its own (larger than SLAB_VALUE_MAX_BYTES): the Buffer, its ArrayBuffer and backing store. */
 export const BUFFER_OVERHEAD_BYTES = 400
 /** Charged on top once a value has been returned by a hit: the Buffer view into its slab kept for the next hits. */
