@@ -347,8 +347,9 @@ export type Loaded<T> = T extends Buffer ? Uint8Array : T
 export interface GroupOptions<T = Buffer> {
   /**
    * This process's byte budget for the group, main and hot cache together. Each entry counts its
-   * value bytes plus its key length plus 768 bytes of measured per-entry overhead (so that RSS
-   * tracks the budget; small values therefore cost more than their size). Required; > 0.
+   * value bytes plus its key length plus 160 bytes of measured per-entry overhead (400 more for a
+   * value over 8 KiB, kept as a Buffer of its own; README, "Defaults"), so that RSS tracks the budget.
+   * Required; > 0.
    */
   maxBytes: number
   /**
