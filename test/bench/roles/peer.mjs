@@ -30,6 +30,7 @@ export async function listen() {
 export function init({ self, peers, groups: specs, peerOptions }) {
   peer = new Peer({ ...peerOptions, self, peers })
   server.on('request', peer.handler)
+  peer.attach(server)
   for (const spec of specs) {
     const load =
       spec.loadDelayMs > 0

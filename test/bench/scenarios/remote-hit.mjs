@@ -17,6 +17,8 @@ const CONCURRENCY = [1, 16, 64]
 /** Distinct keys per value size: enough that concurrent gets never share a key (no singleflight help). */
 const KEY_COUNT = { 100: 10_000, 10240: 2_000 }
 const ANCHOR = 'ioredis'
+/** Peer options of each process: the owner, the asker (peer stream), one request per get, batches only. */
+const ASKER_OPTIONS = [{}, { peerStreams: true }, { peerStreams: false, maxBatchKeys: 1 }, { peerStreams: false }]
 
 export async function run({ quick, install, log, ...options }) {
   const budget = quick
@@ -27,15 +29,16 @@ export async function run({ quick, install, log, ...options }) {
   const groups = VALUE_SIZES.map((size) => ({ name: `v${size}`, valueBytes: size, maxBytes: 256 * MiB, options: { replicas: 1 } }))
   const askerGroups = groups.map((g) => ({ ...g, options: { ...g.options, hotCacheRatio: 0 } }))
   const { procs, urls } = await startCluster(
-    ['remoteHit-owner', 'remoteHit-asker', 'remoteHit-asker-unbatched'],
+    ['remoteHit-owner', 'remoteHit-asker', 'remoteHit-asker-unbatched', 'remoteHit-asker-batch'],
     (i) => (i === 0 ? groups : askerGroups),
-    (i) => ({ ...commandLinePeerOptions(options), ...(i === 2 ? { maxBatchKeys: 1 } : {}) }),
+    (i) => ({ ...commandLinePeerOptions(options), ...ASKER_OPTIONS[i] }),
   )
-  const [owner, asker, unbatched] = procs
+  const [owner, asker, unbatched, batched] = procs
   const peercacheArgs = (group) => ({ group: group.name })
   const contestants = [
     { name: 'peercache', proc: asker, args: peercacheArgs },
     { name: 'peercache-unbatched', proc: unbatched, args: peercacheArgs },
+    { name: 'peercache-batch', proc: batched, args: peercacheArgs },
   ]
   let server
   try {
@@ -70,7 +73,7 @@ export async function run({ quick, install, log, ...options }) {
         for (const c of contestants) rows.push(medianOfRounds(c.name, concurrency, group.valueBytes, runs.get(c.name)))
       }
     }
-    await checkEveryGetCrossedTheWire({ owner, askers: [asker, unbatched], groups })
+    await checkEveryGetCrossedTheWire({ owner, askers: [asker, unbatched, batched], groups })
     return { text: table(rows, redis), json: rows }
   } finally {
     await stopAll(procs)
@@ -175,7 +178,7 @@ function table(rows, redis) {
   const anchor = redis.missing
     ? redis.missing
     : `anchor: ioredis (default settings) at the same value size and concurrency; ${redis.version}`
-  const note = `\n${anchor}\nfigures: the median of ${rows[0]?.rounds} rounds per contestant, taken in turns\npeercache-unbatched: the same asker with maxBatchKeys: 1 (one request per get)\nhttp-baseline: one plain undici GET per get to a node:http server answering from a Map (no peercache)\n`
+  const note = `\n${anchor}\nfigures: the median of ${rows[0]?.rounds} rounds per contestant, taken in turns\npeercache: gets on the peer stream (peerStreams: true)\npeercache-unbatched: an asker with peerStreams: false and maxBatchKeys: 1 (one request per get)\npeercache-batch: an asker with peerStreams: false (batched requests)\nhttp-baseline: one plain undici GET per get to a node:http server answering from a Map (no peercache)\n`
   return (
     formatTable(
       'Remote hit: get of a value another process holds (hot cache off)',
