@@ -109,37 +109,59 @@ export interface Frame {
 
 /** Reassembles frames from a stream of chunks. */
 export class FrameParser {
-  /** Chunks of the unfinished frame, joined only once it is complete (a large value spans many). */
+  /** Pieces of the unfinished frame (a large value spans many), joined once it is complete. */
   #parts: Buffer[] = []
   #size = 0
-  /** Bytes needed before the next frame can be read. */
+  /** Bytes of the unfinished frame: its header's until that is whole, then the whole frame's. */
   #need = FRAME_HEADER_BYTES
 
-  /** Frames completed by `chunk`. */
+  /**
+   * Frames completed by `chunk`. Only a frame that spans chunks is copied (its own bytes, once);
+   * the frames wholly inside a chunk are views into it.
+   */
   push(chunk: Buffer): Frame[] {
-    this.#parts.push(chunk)
-    this.#size += chunk.length
-    if (this.#size < this.#need) return []
-    const buf = this.#parts.length === 1 ? chunk : Buffer.concat(this.#parts, this.#size)
     const frames: Frame[] = []
     let o = 0
-    while (buf.length - o >= FRAME_HEADER_BYTES) {
-      const len = buf.readUInt32LE(o + 21)
-      if (buf.length - o < FRAME_HEADER_BYTES + len) break
-      const payload = buf.subarray(o + FRAME_HEADER_BYTES, o + FRAME_HEADER_BYTES + len)
-      frames.push({
-        index: buf.readUInt32LE(o),
-        status: FRAME_STATUS[buf.readUInt8(o + 4)] ?? 'internal',
-        expiresAt: buf.readDoubleLE(o + 5),
-        version: buf.readDoubleLE(o + 13),
-        payload,
-      })
+    while (this.#size > 0) {
+      const take = Math.min(this.#need - this.#size, chunk.length - o)
+      this.#parts.push(take === chunk.length ? chunk : chunk.subarray(o, o + take))
+      this.#size += take
+      o += take
+      if (this.#size < this.#need) return frames
+      const buf = Buffer.concat(this.#parts, this.#size)
+      this.#parts = [buf]
+      if (this.#need === FRAME_HEADER_BYTES) {
+        this.#need += buf.readUInt32LE(21)
+        if (this.#need > this.#size) continue // the header is whole: now the payload
+      }
+      frames.push(frameAt(buf, 0))
+      this.#parts = []
+      this.#size = 0
+      this.#need = FRAME_HEADER_BYTES
+    }
+    while (chunk.length - o >= FRAME_HEADER_BYTES) {
+      const len = chunk.readUInt32LE(o + 21)
+      if (chunk.length - o < FRAME_HEADER_BYTES + len) break
+      frames.push(frameAt(chunk, o))
       o += FRAME_HEADER_BYTES + len
     }
-    const rest = buf.length - o
-    this.#parts = rest === 0 ? [] : [buf.subarray(o)]
-    this.#size = rest
-    this.#need = rest >= FRAME_HEADER_BYTES ? FRAME_HEADER_BYTES + buf.readUInt32LE(o + 21) : FRAME_HEADER_BYTES
+    const rest = chunk.length - o
+    if (rest > 0) {
+      this.#parts = [o === 0 ? chunk : chunk.subarray(o)]
+      this.#size = rest
+      this.#need = rest >= FRAME_HEADER_BYTES ? FRAME_HEADER_BYTES + chunk.readUInt32LE(o + 21) : FRAME_HEADER_BYTES
+    }
     return frames
+  }
+}
+
+/** The frame whose header starts at `o` of `buf` (whole in it). */
+function frameAt(buf: Buffer, o: number): Frame {
+  return {
+    index: buf.readUInt32LE(o),
+    status: FRAME_STATUS[buf.readUInt8(o + 4)] ?? 'internal',
+    expiresAt: buf.readDoubleLE(o + 5),
+    version: buf.readDoubleLE(o + 13),
+    payload: buf.subarray(o + FRAME_HEADER_BYTES, o + FRAME_HEADER_BYTES + buf.readUInt32LE(o + 21)),
   }
 }
