@@ -8,6 +8,7 @@ const EMPTY = Buffer.alloc(0)
 /** What frames are written to: a ServerResponse (a batch's answer) or a socket (a stream). */
 export interface FrameSink {
   readonly destroyed: boolean
+  readonly writableLength: number
   cork(): void
   uncork(): void
   write(chunk: Buffer): boolean
@@ -28,10 +29,17 @@ export class FrameWriter {
   #wrote = false
   /** Called once the sink drained what filled it. */
   readonly #drained: (() => void) | undefined
+  /** Bytes the sink may buffer before frames wait here; undefined: its own highWaterMark. */
+  readonly #budget: number | undefined
 
-  constructor(sink: FrameSink, drained?: () => void) {
+  /**
+   * A `budget` above the sink's highWaterMark (16 KiB for a socket) lets a burst of large values go
+   * in one writev instead of one drain each.
+   */
+  constructor(sink: FrameSink, drained?: () => void, budget?: number) {
     this.#sink = sink
     this.#drained = drained
+    this.#budget = budget
   }
 
   /** Whether the sink's buffer is full: frames wait here for its drain. */
@@ -65,7 +73,7 @@ export class FrameWriter {
     let small: Buffer[] = []
     let i = 0
     const put = (b: Buffer) => {
-      if (!sink.write(b)) this.#full = true
+      if (!sink.write(b) && (this.#budget === undefined || sink.writableLength >= this.#budget)) this.#full = true
     }
     for (; i < this.#pending.length && !this.#full; i++) {
       const b = this.#pending[i]!

@@ -187,6 +187,7 @@ export class Peer {
       group: (name) => this.#groups.get(name)?.ownerSide,
       closing: () => this.#membership.closed,
       auth: this.#auth,
+      maxBatchBytes: integer('maxBatchBytes', o.maxBatchBytes, 1),
     })
     this.upgrade = (req, socket, head) => this.#streams.upgrade(req, socket, head)
     this.#backups?.start()

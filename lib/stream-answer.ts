@@ -1,15 +1,16 @@
 // The owner's side of a peer stream: an HTTP/1.1 Upgrade to `{basePath}stream` (checked as every
 // peer request is: protocol version, signature, closing), then request frames in (stream-frames.ts)
 // and answer frames out (frames.ts), each key answered as a batch answers it (key-answer.ts), in
-// any order. Bounded like a batch: a frame past the size limits ends the stream; at most
-// MAX_BATCH_KEYS keys wait on loads per stream and reading stops while the socket's buffer is full
-// (the asker that does not read is not read from either); heartbeat frames while loads run.
+// any order. Bounded: a frame past the size limits ends the stream; past MAX_STREAM_WAITING keys
+// waiting on loads, a key is answered from the cache or `overloaded` (the asker loads it itself, as
+// after a batch's 503); reading stops while the answers unread pass maxBatchBytes (the asker that
+// does not read is not read from either); heartbeat frames while loads run.
 import { setMaxListeners } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { AUTH_HEADER, type Auth, EMPTY_DIGEST } from './auth.js'
 import { heartbeatMs } from './batch-answer.js'
-import { encodeFrame } from './frames.js'
+import { encodeFrame, FRAME_STATUS } from './frames.js'
 import { FrameWriter } from './frame-writer.js'
 import { answerKey, type KeyServing, valueFrame } from './key-answer.js'
 import { type ErrorReason, HEADER, MAX_BATCH_KEYS, PROTOCOL_VERSION } from './protocol.js'
@@ -21,7 +22,15 @@ export interface StreamServing extends KeyServing {
   closing(): boolean
   /** When given, the upgrade request must be signed (else 401 and no upgrade). */
   auth?: Auth
+  /** Most bytes of answers a stream buffers for an asker that does not read them (maxBatchBytes). */
+  maxBatchBytes: number
 }
+
+/**
+ * Most keys of one stream waiting on loads: past it a key gets only what the cache holds. Not a
+ * stall: a cached key still comes back at once while thousands wait on a hung origin.
+ */
+const MAX_STREAM_WAITING = 16 * MAX_BATCH_KEYS
 
 /** The path of the stream's upgrade request. */
 export function streamPath(basePath: string): string {
@@ -108,7 +117,7 @@ class StreamAnswer {
   constructor(o: StreamServing, socket: Duplex, beatMs: number) {
     this.#o = o
     this.#socket = socket
-    this.#out = new FrameWriter(socket, () => this.#resume())
+    this.#out = new FrameWriter(socket, () => this.#resume(), o.maxBatchBytes)
     this.#closed = new Promise((resolve) => socket.once('close', () => resolve()))
     socket.on('data', (chunk: Buffer) => this.read(chunk))
     // The asker's end: answer what waits, then end too.
@@ -136,7 +145,8 @@ class StreamAnswer {
         this.#emit(encodeFrame(r.id, 'closing', Buffer.from('this peer is shutting down')))
         continue
       }
-      const frame = answerKey(this.#o, r.id, r, () => this.#signal(), valueFrame)
+      const frame =
+        this.#waiting >= MAX_STREAM_WAITING && !r.peek ? this.#cachedOnly(r) : answerKey(this.#o, r.id, r, () => this.#signal(), valueFrame)
       if (!(frame instanceof Promise)) this.#emit(frame)
       else {
         this.#waiting++
@@ -147,7 +157,13 @@ class StreamAnswer {
         })
       }
     }
-    if (this.#waiting >= MAX_BATCH_KEYS) this.#socket.pause()
+  }
+
+  /** The key's value if the cache holds it, else `overloaded`: too many keys of this stream wait already. */
+  #cachedOnly(r: StreamRequest): Buffer[] {
+    const frame = answerKey(this.#o, r.id, { ...r, peek: true }, () => this.#signal(), valueFrame)
+    if (frame instanceof Promise || frame[0]!.readUInt8(4) !== FRAME_STATUS.indexOf('miss')) return frame as Buffer[]
+    return encodeFrame(r.id, 'overloaded', Buffer.from(`${MAX_STREAM_WAITING} keys of this stream wait on loads already`))
   }
 
   /** Frames answered in one microtask run go out in one write. */
@@ -165,7 +181,7 @@ class StreamAnswer {
   }
 
   #resume(): void {
-    if (!this.#out.full && this.#waiting < MAX_BATCH_KEYS && !this.#closing) this.#socket.resume()
+    if (!this.#out.full && !this.#closing) this.#socket.resume()
   }
 
   #signal(): AbortSignal {

@@ -27,6 +27,8 @@ export interface StreamClientOptions {
   peerTimeoutMs: number
   /** Longest wait for one key's value, in ms (then LoadTimeoutError from a live owner). */
   fetchTimeoutMs: number
+  /** A stream unused this long is ended by the asker, as an idle keep-alive connection is, in ms. */
+  keepAliveTimeoutMs: number
   maxVersionAheadMs: number
   /** After a refused upgrade, how long that peer's gets go by batch before the upgrade is tried again, in ms. */
   retryUpgradeMs: number
@@ -131,8 +133,14 @@ class PeerStream {
   readonly #parser = new FrameParser()
   /** When this stream last heard from the peer, or started waiting for it (ms since the epoch). */
   #heardAt = Date.now()
-  /** Watches the waiting keys: silence past peerTimeoutMs, a key past fetchTimeoutMs; undefined while not armed. */
+  /** When a key was last sent or a frame last came (ms since the epoch): the stream is idle after keepAliveTimeoutMs. */
+  #usedAt = Date.now()
+  /** Watches the stream: silence past peerTimeoutMs, a key past fetchTimeoutMs, idleness; undefined while not armed. */
   #timer: NodeJS.Timeout | undefined
+  /** When #timer fires (ms since the epoch). */
+  #timerAt = 0
+  /** onStall was called for the present silence. */
+  #stallTold = false
   #failed = false
 
   constructor(peer: string, o: StreamClientOptions, events: StreamEvents) {
@@ -220,7 +228,9 @@ class PeerStream {
     const id = this.#nextId
     this.#nextId = id === MAX_STREAM_ID ? 0 : id + 1
     if (this.#waiting.size === 0) this.#heardAt = Date.now() // silence counts from when there is something to hear
-    this.#waiting.set(id, { q, at: Date.now() })
+    const now = Date.now()
+    this.#usedAt = now
+    this.#waiting.set(id, { q, at: now })
     if (this.#out.length === 0) queueMicrotask(() => this.#write())
     this.#out.push(encodeStreamRequest(id, q))
     this.#arm(this.#o.peerTimeoutMs)
@@ -237,7 +247,8 @@ class PeerStream {
   }
 
   #read(chunk: Buffer): void {
-    this.#heardAt = Date.now()
+    this.#heardAt = this.#usedAt = Date.now()
+    this.#stallTold = false
     for (const frame of this.#parser.push(chunk)) {
       if (frame.index === HEARTBEAT_INDEX) continue
       const sent = this.#waiting.get(frame.index)
@@ -250,37 +261,55 @@ class PeerStream {
     }
   }
 
+  /** Makes the watch fire within `ms` (an idle stream's later one is brought forward when keys are sent). */
   #arm(ms: number): void {
-    if (this.#timer === undefined) this.#timer = setTimeout(() => this.#check(), ms)
+    const at = Date.now() + ms
+    if (this.#timer !== undefined && this.#timerAt <= at) return
+    clearTimeout(this.#timer)
+    this.#timerAt = at
+    this.#timer = setTimeout(() => this.#check(), ms)
   }
 
   /**
    * Silence past peerTimeoutMs with keys waiting (no frame, not even a heartbeat: the owner hung
-   * or the network is gone) ends the stream; a key past fetchTimeoutMs from a live owner fails
-   * alone with LoadTimeoutError (its origin is slow, not the peer).
+   * or the network is gone) asks health to check the peer (onStall), as a silent batch does: if it
+   * is down, abortPeer ends the stream and its keys go to a replica or load here. A key past
+   * fetchTimeoutMs fails alone with LoadTimeoutError from a live owner (its origin is slow, not the
+   * peer); from a silent one, the whole stream ends with PeerUnavailableError. A stream with nothing waiting
+   * and unused for keepAliveTimeoutMs is ended (the next get opens another).
    */
   #check(): void {
     this.#timer = undefined
-    if (this.#waiting.size === 0 || this.#failed) return
+    if (this.#failed) return
     const o = this.#o
     const now = Date.now()
-    const quiet = now - this.#heardAt
-    if (quiet >= o.peerTimeoutMs && this.#head === undefined) {
-      this.fail(new PeerUnavailableError(this.peer, `the stream was silent for ${quiet} ms with keys waiting`))
-      o.onStall?.(this.peer)
+    if (this.#waiting.size === 0) {
+      const idle = now - this.#usedAt
+      if (idle < o.keepAliveTimeoutMs) return void this.#arm(o.keepAliveTimeoutMs - idle)
+      this.#failed = true
+      this.#events.ended()
+      this.#socket.end()
       return
     }
-    let next = Math.max(1, o.peerTimeoutMs - quiet)
+    const quiet = now - this.#heardAt
+    const alive = quiet < o.peerTimeoutMs || this.#head !== undefined
+    if (!alive && !this.#stallTold) {
+      this.#stallTold = true
+      o.onStall?.(this.peer)
+    }
+    let next = alive ? o.peerTimeoutMs - quiet : o.fetchTimeoutMs
     for (const [id, s] of this.#waiting) {
       const left = s.at + o.fetchTimeoutMs - now
       if (left > 0) {
         next = Math.min(next, left)
         break
       }
+      if (!alive)
+        return void this.fail(new PeerUnavailableError(this.peer, `no value within fetchTimeoutMs (${o.fetchTimeoutMs} ms), and silent`))
       this.#waiting.delete(id)
       failSlow(this.peer, [s.q], true, o.fetchTimeoutMs)
     }
-    if (this.#waiting.size > 0) this.#arm(next)
+    if (this.#waiting.size > 0) this.#arm(Math.max(1, next))
   }
 
   /** Ends the stream: every key still waiting fails with `err`. */

@@ -94,6 +94,16 @@ t.test('an older peer (404 to the upgrade): the gets go by batch', async (t) => 
   t.ok(batches(owner.requests) >= 1, 'by batch')
 })
 
+t.test('an idle stream is ended by the asker after keepAliveTimeoutMs; the next get opens another', async (t) => {
+  const owner = await servePeer(t, {}, {})
+  const c = client(t, { keepAliveTimeoutMs: 200 })
+  await c.get(owner.url, 'g', 'a')
+  const ended = new Promise((resolve) => owner.streams[0]!.once('end', resolve))
+  t.not(await settledWithin(ended, BOUND_MS), 'hung', 'the owner saw the asker end it')
+  t.equal((await c.get(owner.url, 'g', 'b')).bytes.toString(), 'v:b', 'a later get is answered')
+  t.equal(owner.streams.length, 2, 'on a new stream')
+})
+
 t.test('a peer removed from the membership has its stream closed', async (t) => {
   const owner = await servePeer(t, {}, {})
   const c = client(t)
@@ -115,13 +125,15 @@ t.test('closing the client ends its streams; nothing is sent after', async (t) =
   t.equal(owner.streams.length, 1, 'and opened no stream')
 })
 
-t.test('a SIGSTOPped owner: the stream goes silent, its keys fail with PeerUnavailableError, onStall is called', async (t) => {
+t.test('a SIGSTOPped owner: the silent stream calls onStall at once, and its keys fail with PeerUnavailableError', async (t) => {
   const port = await freePort()
   const owner = startScript(t, OWNER, { env: { PORT: String(port) } })
   await owner.next((line) => line === 'listening')
   const url = `http://127.0.0.1:${port}`
   const stalls: string[] = []
-  const c = client(t, { peerTimeoutMs: 500, onStall: (p) => stalls.push(p) })
+  // onStall asks health to probe, and a down peer's stream is ended (abortPeer); a bare client has no
+  // health: its keys fail at fetchTimeoutMs, the owner being silent.
+  const c = client(t, { peerTimeoutMs: 300, fetchTimeoutMs: 1500, onStall: (p) => stalls.push(p) })
   t.equal((await c.get(url, 'g', 'before')).bytes.toString(), 'v:before', 'answered while it runs')
   owner.child.kill('SIGSTOP')
   t.teardown(() => owner.child.kill('SIGCONT'))
