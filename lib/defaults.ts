@@ -16,7 +16,7 @@ export const PEER_DEFAULTS = Object.freeze({
   pipelining: 1,
   keepAliveTimeoutMs: 4000,
   maxBatchKeys: 128,
-  peerStreams: false,
+  peerStreams: true,
   probeTimeoutMs: 1000,
   fanOut: 16,
   handOffMs: 2000,

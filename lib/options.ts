@@ -100,7 +100,7 @@ export interface PeerOptions extends PeerSecurityOptions {
    * request. A peer that refuses the upgrade (an older version, a proxy, `peer.handler` mounted
    * without `peer.attach(server)`) gets batched requests instead, and the upgrade is tried again a
    * minute later. false: batched requests only.
-   * @default {@link PEER_DEFAULTS}.peerStreams (false)
+   * @default {@link PEER_DEFAULTS}.peerStreams (true)
    */
   peerStreams?: boolean
   /**
