@@ -182,6 +182,7 @@ async function startNode(options) {
     if (url === '/metrics') return void metrics.then((serve) => serve(res))
     send(res, 404, JSON.stringify({ error: 'not-found', message: 'try GET /users/:id or GET /stats' }))
   })
+  peer.attach(server) // the peer stream's upgrade listener
   // Longer than the keep-alive of peercache's client and the load balancer (4 s), so neither reuses a closing socket.
   server.keepAliveTimeout = 10_000
   await new Promise((resolve, reject) => {

@@ -36,6 +36,7 @@ const discovery = new DnsDiscovery({
 
 const app = answerUsers(users)
 const server = http.createServer((req, res) => peer.handler(req, res, () => app(req, res)))
+peer.attach(server) // the peer stream's upgrade listener (without it, peers fetch from this one by batch)
 server.listen(port, host, async () => {
   console.log(`listening on ${peer.self}`)
   await discovery.start() // after listening: this process can already answer the peers it finds

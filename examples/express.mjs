@@ -30,6 +30,9 @@ app.get('/users/:id', async (req, res) => res.json(await users.get(req.params.id
 app.get('/stats', (_req, res) => res.json(users.stats()))
 
 const server = app.listen(port, host, () => console.log(`listening on ${self}`))
+// The peer stream (one upgraded connection per peer for gets) starts with an HTTP Upgrade, which Express
+// never sees: attach its listener to the server. Without it, peers fetch from this one by batch.
+peer.attach(server)
 // Close the peer first: it tells the others it is leaving and finishes the requests under way.
 process.once('SIGTERM', async () => {
   await peer.close()

@@ -24,6 +24,8 @@ function peercache(app, { peer }, done) {
     if (notOurs) next()
     else reply.hijack() // the peer answers on the raw response: Fastify must not answer too
   })
+  // The peer stream starts with an HTTP Upgrade, which Fastify's routes never see: its listener goes on the server.
+  peer.attach(app.server)
   app.addHook('onClose', () => peer.close())
   done()
 }
