@@ -1,6 +1,6 @@
 // The owner's side of the peer stream: the upgrade is checked as every peer request is (a bad
 // signature or a replay: 401 and no upgrade), frames are answered as a batch answers them, with
-// heartbeats while loads run, over https too; close() ends the streams it took.
+// heartbeats while loads run, over https with mutual TLS too; close() ends the streams it took.
 import t from 'tap'
 import http from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -97,12 +97,12 @@ t.test('heartbeats while a load runs; a frame past the limits ends the stream', 
 })
 
 t.test(
-  'over https: the upgrade happens on the TLS socket',
+  'over https with mutual TLS: the upgrade happens on the TLS socket',
   { skip: opensslAvailable() ? false : 'openssl is not available' },
   async (t) => {
-    const pki = makePki(1)
-    const owner = await servePeer(t, {}, { tls: { ...pki.peers[0]!, ca: pki.ca } })
-    const c = client(t, { tls: { ca: pki.ca } })
+    const pki = makePki(2)
+    const owner = await servePeer(t, {}, { tls: { ...pki.peers[0]!, ca: pki.ca, requestCert: true } })
+    const c = client(t, { tls: { ca: pki.ca, ...pki.peers[1]! } })
     const got = await Promise.all(['a', 'b', 'c'].map((k) => c.get(owner.url, 'g', k)))
     t.same(
       got.map((e) => e.bytes.toString()),
