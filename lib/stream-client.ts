@@ -139,8 +139,7 @@ class PeerStream {
   #timer: NodeJS.Timeout | undefined
   /** When #timer fires (ms since the epoch). */
   #timerAt = 0
-  /** onStall was called for the present silence. */
-  #stallTold = false
+  /** Ended: nothing more is sent on it, and what waited has failed. */
   #failed = false
 
   constructor(peer: string, o: StreamClientOptions, events: StreamEvents) {
@@ -248,7 +247,6 @@ class PeerStream {
 
   #read(chunk: Buffer): void {
     this.#heardAt = this.#usedAt = Date.now()
-    this.#stallTold = false
     for (const frame of this.#parser.push(chunk)) {
       if (frame.index === HEARTBEAT_INDEX) continue
       const sent = this.#waiting.get(frame.index)
@@ -272,11 +270,11 @@ class PeerStream {
 
   /**
    * Silence past peerTimeoutMs with keys waiting (no frame, not even a heartbeat: the owner hung
-   * or the network is gone) asks health to check the peer (onStall), as a silent batch does: if it
-   * is down, abortPeer ends the stream and its keys go to a replica or load here. A key past
-   * fetchTimeoutMs fails alone with LoadTimeoutError from a live owner (its origin is slow, not the
-   * peer); from a silent one, the whole stream ends with PeerUnavailableError. A stream with nothing waiting
-   * and unused for keepAliveTimeoutMs is ended (the next get opens another).
+   * or the network is gone) ends the stream as a silent batch is given up: its keys fail with
+   * PeerUnavailableError (they go to a replica or load here) and health probes the peer (onStall).
+   * A key past fetchTimeoutMs on a stream that still hears heartbeats fails alone with
+   * LoadTimeoutError (the owner's origin is slow, not the peer). A stream with nothing waiting and
+   * unused for keepAliveTimeoutMs is ended (the next get opens another).
    */
   #check(): void {
     this.#timer = undefined
@@ -292,20 +290,20 @@ class PeerStream {
       return
     }
     const quiet = now - this.#heardAt
-    const alive = quiet < o.peerTimeoutMs || this.#head !== undefined
-    if (!alive && !this.#stallTold) {
-      this.#stallTold = true
+    if (quiet >= o.peerTimeoutMs && this.#head === undefined) {
+      // As a silent batch is given up: its keys go to a replica (or load here) now, within one
+      // peerTimeoutMs of the silence, and health probes the peer. Waiting for the probe's verdict
+      // first made a get after a partition take peerTimeoutMs plus probeTimeoutMs (2 s, not 1).
       o.onStall?.(this.peer)
+      return void this.fail(new PeerUnavailableError(this.peer, `silent for peerTimeoutMs (${o.peerTimeoutMs} ms) with keys waiting`))
     }
-    let next = alive ? o.peerTimeoutMs - quiet : o.fetchTimeoutMs
+    let next = o.peerTimeoutMs - quiet
     for (const [id, s] of this.#waiting) {
       const left = s.at + o.fetchTimeoutMs - now
       if (left > 0) {
         next = Math.min(next, left)
         break
       }
-      if (!alive)
-        return void this.fail(new PeerUnavailableError(this.peer, `no value within fetchTimeoutMs (${o.fetchTimeoutMs} ms), and silent`))
       this.#waiting.delete(id)
       failSlow(this.peer, [s.q], true, o.fetchTimeoutMs)
     }
