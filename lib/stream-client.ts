@@ -141,6 +141,8 @@ class PeerStream {
   #timerAt = 0
   /** Ended: nothing more is sent on it, and what waited has failed. */
   #failed = false
+  /** The watch saw silence and waits for this turn's I/O to be read before it believes it. */
+  #readFirst = false
 
   constructor(peer: string, o: StreamClientOptions, events: StreamEvents) {
     this.peer = peer
@@ -291,12 +293,19 @@ class PeerStream {
     }
     const quiet = now - this.#heardAt
     if (quiet >= o.peerTimeoutMs && this.#head === undefined) {
+      // After a stall of this process (a long GC, a busy loop), timers run before the socket's
+      // pending bytes are read: look once more after the I/O of this turn before calling it silence.
+      if (!this.#readFirst) {
+        this.#readFirst = true
+        return void setImmediate(() => this.#check())
+      }
       // As a silent batch is given up: its keys go to a replica (or load here) now, within one
       // peerTimeoutMs of the silence, and health probes the peer. Waiting for the probe's verdict
       // first made a get after a partition take peerTimeoutMs plus probeTimeoutMs (2 s, not 1).
       o.onStall?.(this.peer)
       return void this.fail(new PeerUnavailableError(this.peer, `silent for peerTimeoutMs (${o.peerTimeoutMs} ms) with keys waiting`))
     }
+    this.#readFirst = false
     let next = o.peerTimeoutMs - quiet
     for (const [id, s] of this.#waiting) {
       const left = s.at + o.fetchTimeoutMs - now
