@@ -150,7 +150,7 @@ t.test('the wait for a load is taken off its flight when the signal aborts: an e
   const f = await answered(waiting)
   t.equal(f.status, 'internal', `the aborted wait answers an error at once (${f.status}: ${f.payload.toString()})`)
   release!()
-  t.equal((await other).toString(), 'slow', 'the load itself went on for the other waiter')
+  t.equal(String(await other), 'slow', 'the load itself went on for the other waiter')
   t.same(s.loads, ['slow'], 'one load: the peer’s get joined it, and leaving did not end it')
 })
 
