@@ -41,8 +41,12 @@ export class HintWatch {
       attempts++
       const socket = net.connect({ host, port })
       this.#sockets.add(socket)
+      let finished = false
+      // Once per attempt: an 'error' comes on a socket Node has destroyed already, so its state
+      // cannot tell whether the attempt was counted back (a refused attempt never was).
       const done = (connected: boolean) => {
-        if (socket.destroyed) return
+        if (finished) return
+        finished = true
         socket.destroy()
         this.#sockets.delete(socket)
         attempts--

@@ -1,4 +1,4 @@
-// Mirrors lib/hint-watch.ts: HintWatch's TCP attempts against real loopback listeners: a listening peer is reported, wanted() stops a watch, close() stops all; todo: refused attempts are never counted back.
+// Mirrors lib/hint-watch.ts: HintWatch's TCP attempts against real loopback listeners: a listening peer is reported, wanted() stops a watch, close() stops all; refused attempts are counted back.
 import net from 'node:net'
 import t from 'tap'
 import { HintWatch, type HintWatchOptions } from '../lib/hint-watch.js'
@@ -95,13 +95,10 @@ t.test('close() stops every watch: no attempt, no report after it, and watch() d
   t.same([asked, reached.length], [0, 0], 'a closed watch asks and reports nothing')
 })
 
-// Found writing this file: a refused attempt's 'error' comes after node already destroyed the socket, so
-// done() returns at its `socket.destroyed` check, and the attempt is never counted back. After maxAttempts
-// refusals (the peer's process down, its port closed) no attempt is made again, and a peer that comes back
-// is noticed only by failure detection's probes, as before hint-watch. Kept as todo until lib is fixed.
+// A refused attempt's 'error' comes on a socket Node has destroyed already: the attempt must still be
+// counted back, else after maxAttempts refusals a peer that comes back is never noticed (fixed with this test).
 t.test(
   'refused connections (no listener yet) do not use up the attempts: a peer that listens later is reported',
-  { todo: 'lib/hint-watch.ts: refused attempts are never counted back (done() returns early on a destroyed socket)' },
   async (t) => {
     // The watch's timer is unref'd: something must keep this process alive while it works.
     const alive = setInterval(() => {}, 1000)
