@@ -97,32 +97,29 @@ t.test('close() stops every watch: no attempt, no report after it, and watch() d
 
 // A refused attempt's 'error' comes on a socket Node has destroyed already: the attempt must still be
 // counted back, else after maxAttempts refusals a peer that comes back is never noticed (fixed with this test).
-t.test(
-  'refused connections (no listener yet) do not use up the attempts: a peer that listens later is reported',
-  async (t) => {
-    // The watch's timer is unref'd: something must keep this process alive while it works.
-    const alive = setInterval(() => {}, 1000)
-    t.teardown(() => clearInterval(alive))
-    const port = await freePort()
-    let asked = 0
-    let onAsked: () => void = () => {}
-    const askedMore = (n: number) =>
-      new Promise<void>((resolve) => {
-        const target = asked + n
-        onAsked = () => (asked >= target ? resolve() : undefined)
-      })
-    const { watch, reached, reachedCount } = watcher(t, {
-      wanted: () => {
-        asked++
-        onAsked()
-        return true
-      },
+t.test('refused connections (no listener yet) do not use up the attempts: a peer that listens later is reported', async (t) => {
+  // The watch's timer is unref'd: something must keep this process alive while it works.
+  const alive = setInterval(() => {}, 1000)
+  t.teardown(() => clearInterval(alive))
+  const port = await freePort()
+  let asked = 0
+  let onAsked: () => void = () => {}
+  const askedMore = (n: number) =>
+    new Promise<void>((resolve) => {
+      const target = asked + n
+      onAsked = () => (asked >= target ? resolve() : undefined)
     })
-    watch.watch(`http://127.0.0.1:${port}`)
-    await askedMore(10) // several attempts refused, more than maxAttempts (2)
-    const peer = await listener(t, port)
-    // Bounded by count: 200 more ticks of the watch (about a second) give it ample chances to connect.
-    await Promise.race([reachedCount(1), askedMore(200)])
-    t.ok(reached.length > 0, `reported once it listened (${peer.accepted()} connections accepted)`)
-  },
-)
+  const { watch, reached, reachedCount } = watcher(t, {
+    wanted: () => {
+      asked++
+      onAsked()
+      return true
+    },
+  })
+  watch.watch(`http://127.0.0.1:${port}`)
+  await askedMore(10) // several attempts refused, more than maxAttempts (2)
+  const peer = await listener(t, port)
+  // Bounded by count: 200 more ticks of the watch (about a second) give it ample chances to connect.
+  await Promise.race([reachedCount(1), askedMore(200)])
+  t.ok(reached.length > 0, `reported once it listened (${peer.accepted()} connections accepted)`)
+})
