@@ -133,12 +133,16 @@ export class SnapshotReader {
 
   /** The records after the header, in order; ends after the end mark or the first fatal damage. */
   async *items(limits: ReadLimits): AsyncGenerator<SnapshotItem> {
+    // Records passed so far (read, skipped or damaged): the end mark must count as many, else records
+    // were cut out at their boundaries and the input is not whole.
+    let records = -1
     for (;;) {
+      records++
       const tag = await this.#input.read(1)
       if (tag === undefined) return yield { kind: 'damaged', fatal: true } // cut at a record boundary: no end mark
       if (tag[0] === TAG_END) {
         const end = await this.#input.read(8)
-        if (end === undefined || crc32(end.subarray(0, 4), crc32(tag)) !== end.readUInt32BE(4))
+        if (end === undefined || crc32(end.subarray(0, 4), crc32(tag)) !== end.readUInt32BE(4) || end.readUInt32BE(0) !== records)
           return yield { kind: 'damaged', fatal: true }
         return yield { kind: 'end' }
       }
