@@ -17,11 +17,16 @@ async function batchPeer(t: TapTest, maxBatchBytes = 1 << 20, hold?: (key: strin
   t.teardown(() => peer.close())
   const loads: string[] = []
   const aborted: string[] = []
+  let abortedTwo: (() => void) | undefined
+  /** Resolves once two loads were aborted. */
+  const twoAborted = new Promise<void>((resolve) => (abortedTwo = resolve))
   const group = peer.group('g', {
     maxBytes: 64 << 20,
     load: async (key: string, ctx) => {
       loads.push(key)
-      ctx.signal.addEventListener('abort', () => aborted.push(key))
+      ctx.signal.addEventListener('abort', () => {
+        if (aborted.push(key) === 2) abortedTwo?.()
+      })
       await hold?.(key)
       const m = /^(\d+)b$/.exec(key)
       return m ? Buffer.alloc(Number(m[1]), 1) : Buffer.from(`v:${key}`)
@@ -30,7 +35,7 @@ async function batchPeer(t: TapTest, maxBatchBytes = 1 << 20, hold?: (key: strin
   const { url } = await httpServer(t, (req, res) => {
     void answerBatch({ group: (name) => (name === 'g' ? group.ownerSide : undefined), maxBatchBytes }, req, res, undefined)
   })
-  return { url: `${url}/batch`, group, loads, aborted }
+  return { url: `${url}/batch`, group, loads, aborted, twoAborted }
 }
 
 async function ask(url: string, body: Buffer, headers: Record<string, string> = {}) {
@@ -209,16 +214,7 @@ t.test('the asker hanging up takes its waits off their flights: a load nobody el
   if (r === 'hung') return t.fail('no headers')
   t.same(p.loads, ['x', 'y'], 'both loads started')
   r.body.on('error', () => {}) // the abort errors the body: expected
-  const bothAborted = new Promise<void>((resolve) => {
-    const check = setInterval(() => {
-      if (p.aborted.length === 2) {
-        clearInterval(check)
-        resolve()
-      }
-    }, 10)
-    t.teardown(() => clearInterval(check))
-  })
   ac.abort()
-  t.not(await settledWithin(bothAborted, BOUND_MS), 'hung', 'both loads were told nobody waits')
+  t.not(await settledWithin(p.twoAborted, BOUND_MS), 'hung', 'both loads were told nobody waits')
   t.same(p.aborted.sort(), ['x', 'y'])
 })
