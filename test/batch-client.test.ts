@@ -50,8 +50,8 @@ function batchClient(t: TapTest, options: Partial<BatchClientOptions> = {}) {
     {
       self: SELF,
       basePath: '/_peercache/',
-      peerTimeoutMs: 2000,
-      fetchTimeoutMs: 5000,
+      peerTimeoutMs: 5000,
+      fetchTimeoutMs: 10_000,
       maxBatchKeys: 64,
       maxVersionAheadMs: 60_000,
       ...options,
@@ -104,7 +104,7 @@ t.test('heartbeatFor: a quarter of peerTimeoutMs, at least 1 ms', async (t) => {
 
 t.test('gets made together share one request, each settled by its own frame whatever the order', async (t) => {
   const { url, asked } = await batchServer(t, answerAll)
-  const client = batchClient(t, { peerTimeoutMs: 2000 })
+  const client = batchClient(t)
   const gets = ['a', 'b', 'c'].map((k) => get(k))
   for (const g of gets) client.queue(url, g.q)
   t.same(await Promise.all(gets.map((g) => text(g.outcome))), ['v:a', 'v:b', 'v:c'])
@@ -118,7 +118,7 @@ t.test('gets made together share one request, each settled by its own frame what
     [HEADER.protocol]: String(PROTOCOL_VERSION),
     [HEADER.from]: SELF,
     'content-type': 'application/x-peercache-batch',
-    [HEADER.heartbeat]: '500',
+    [HEADER.heartbeat]: String(heartbeatFor(5000)),
   })
   t.equal(client.running(url), 0, 'nothing under way once answered')
 })
@@ -257,7 +257,7 @@ t.test('a peer alive (heartbeats) but its origin slow past fetchTimeoutMs: LoadT
     beats.push(beat)
     res.once('close', () => clearInterval(beat))
   })
-  const client = batchClient(t, { peerTimeoutMs: 2000, fetchTimeoutMs: 300 })
+  const client = batchClient(t, { peerTimeoutMs: 5000, fetchTimeoutMs: 300 })
   const g = get('slow')
   client.queue(url, g.q)
   const e = await rejection(g.outcome)
