@@ -56,7 +56,11 @@ export class FrameWriter {
 
   /** A heartbeat frame, unless something else was written since the last call: the asker heard from us. */
   beat(): void {
-    if (!this.wroteSince()) this.write(encodeFrame(HEARTBEAT_INDEX, 'heartbeat', EMPTY), false)
+    if (this.wroteSince()) return
+    this.write(encodeFrame(HEARTBEAT_INDEX, 'heartbeat', EMPTY), false)
+    // The beat itself is not news from us: else the next interval would skip its beat, and beats
+    // would go every other interval (half the asker's margin against its silence timer).
+    this.#wrote = false
   }
 
   write(parts: Buffer[], end: boolean): void {
