@@ -1,9 +1,10 @@
 // The answer to a batch: frames go out as values are ready, gathered per microtask into one write.
 // Bounded three ways, so that a small request cannot make this peer send or hold without limit:
-// a key named twice is answered once; the values of one answer are capped at a byte budget (past
-// it, keys are answered `retry` and asked for again in the asker's next batch, with no load started
-// for them); and the server stops writing while the socket's buffer is full, resuming on drain, so
-// an asker that does not read holds about one budget here at most.
+// a key named twice is answered once; the values of one answer are capped at a byte budget (once
+// the values already at hand spend it, the keys after them are answered `retry`, with no load started,
+// and asked for again in the asker's next batch; a key that was loading when the budget ran out is
+// answered `retry` too, its load kept in the cache); and the server stops writing while the socket's
+// buffer is full, resuming on drain, so an asker that does not read holds about one budget here at most.
 import { setMaxListeners } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { readBody } from './body.js'
