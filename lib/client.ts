@@ -3,6 +3,7 @@
 // final) and "the peer could not answer" (PeerUnavailableError, try elsewhere).
 // Gets travel on a peer stream (stream-client.ts) or in batches (batch-client.ts); the other
 // requests (PUT, DELETE, leave and resync, lock calls, publish) are one HTTP request each.
+// Over 300 lines: those requests share one set of pools, signatures and error rules, read best together.
 import { Pool } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
 import { type Answer, answerError, transportError } from './answer-errors.js'

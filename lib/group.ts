@@ -2,8 +2,8 @@
 // in call order: get → lookupCaches → loadOnce → fetchFromOwner (another peer owns the key) or
 // loadHere (this one does, or no holder answered) → loadFromOrigin → keep; then set and remove.
 // A group's answers to other peers are in owner.ts, its copies on replicas in replication.ts.
-// Longer than the other files (about 510 lines) because it is a group's whole public surface: the
-// get path in call order (the part to read, lines 120-360), then set, getEntry, update, remove, on,
+// Longer than the other files (about 520 lines) because it is a group's whole public surface: the
+// get path in call order (the part to read, lines 120-357), then set, getEntry, update, remove, on,
 // snapshots, clear, stats and close, each a few lines handing over to its own room (replication,
 // atomic, events, snapshot, handoff, deadline; options in group-settings).
 import { type Entry, entrySize } from './cache.js'

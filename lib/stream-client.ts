@@ -3,6 +3,7 @@
 // its answer comes back whenever it is ready. Frames made in one microtask run share one write.
 // A peer that refuses the upgrade (an older peer, a proxy, a handler mounted without the upgrade
 // listener) gets batches instead (batch-client.ts), and the upgrade is tried again later.
+// Over 300 lines: the upgrade, the frames out and in, and the watch over silence are one connection's life.
 import net from 'node:net'
 import tls from 'node:tls'
 import type { Auth } from './auth.js'
